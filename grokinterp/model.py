@@ -230,10 +230,10 @@ class GrokTransformer(HookedRootModule):
         """Logits at the last position only, equal to ``self(tokens)[:, -1]``.
 
         For one layer, keys, values and the last query depend on a single token each,
-        so they are tabulated once per (position, token) and gathered instead of being
-        recomputed for every input; W_O is folded into the value table, and the MLP and
-        unembedding run on the last position alone. Hooks are not called; use the plain
-        forward (or ``run_with_cache``) to read activations.
+        so they are tabulated once per (position, token) as [d_vocab, head * d_head]
+        tables and gathered with ``F.embedding`` instead of being recomputed for every
+        input; the MLP and unembedding run on the last position alone. Hooks are not
+        called; use the plain forward (or ``run_with_cache``) to read activations.
 
         Args:
             tokens: [batch, pos] token ids.
@@ -243,22 +243,24 @@ class GrokTransformer(HookedRootModule):
             logits = self(tokens)[:, -1]
             return (logits, None) if return_post else logits
         attn, mlp = self.blocks[0].attn, self.blocks[0].mlp
+        n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[2]
         n = tokens.shape[1]
         # Residual stream entering the block, per (position, token): [pos, d_vocab, d_model].
         resid = self.embed.W_E.unsqueeze(0) + self.pos_embed.W_pos[:n].unsqueeze(1)
-        k_table = einops.einsum(resid, attn.W_K, "p t m, h m d -> p t h d")
-        ov_table = einops.einsum(
-            einops.einsum(resid, attn.W_V, "p t m, h m d -> p t h d"),
-            attn.W_O, "p t h d, h d m -> p t h m",
-        )
-        q_table = einops.einsum(resid[-1], attn.W_Q, "t m, h m d -> t h d") / attn.scale
-        pos = torch.arange(n, device=tokens.device)
-        keys = k_table[pos, tokens]  # [batch, pos, head, d_head]
-        query = q_table[tokens[:, -1]]  # [batch, head, d_head]
-        scores = torch.einsum("bhd,bphd->bhp", query, keys)
-        pattern = scores.softmax(dim=-1)
-        attn_out = torch.einsum("bhp,bphm->bm", pattern, ov_table[pos, tokens])
-        resid_mid = resid[-1][tokens[:, -1]] + attn_out
+        W_K = einops.rearrange(attn.W_K, "h m d -> m (h d)")
+        W_V = einops.rearrange(attn.W_V, "h m d -> m (h d)")
+        W_Q = einops.rearrange(attn.W_Q, "h m d -> m (h d)") / attn.scale
+        last = tokens[:, -1]
+        query = F.embedding(last, resid[-1] @ W_Q).view(-1, n_heads, d_head)
+        scores, values = [], []
+        for j in range(n):
+            k_j = F.embedding(tokens[:, j], resid[j] @ W_K).view(-1, n_heads, d_head)
+            values.append(F.embedding(tokens[:, j], resid[j] @ W_V).view(-1, n_heads, d_head))
+            scores.append((query * k_j).sum(dim=-1))
+        pattern = torch.stack(scores, dim=-1).softmax(dim=-1)  # [batch, head, pos]
+        z = sum(pattern[..., j, None] * values[j] for j in range(n))  # [batch, head, d_head]
+        attn_out = z.flatten(1) @ einops.rearrange(attn.W_O, "h d m -> (h d) m")
+        resid_mid = F.embedding(last, resid[-1]) + attn_out
         pre = resid_mid @ mlp.W_in
         if mlp.b_in is not None:
             pre = pre + mlp.b_in
