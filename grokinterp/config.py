@@ -127,12 +127,12 @@ def _nanda2023() -> RunConfig:
 
 
 def _demo() -> RunConfig:
-    # Small enough to grok in about two minutes on a 2-core CPU: a smaller modulus,
-    # half the pairs for training (larger train fractions grok sooner), a higher
-    # learning rate, and a narrower model. Everything else is the paper's.
+    # Groks in about a minute of training on a 2-core CPU: a smaller modulus, half the
+    # pairs for training (larger train fractions grok sooner) and a 3x learning rate.
+    # Model shape, weight decay and loss are the paper's. Memorizes by epoch ~50 and
+    # reaches 0.99 test accuracy near epoch 750 (seeds as in nanda2023).
     return RunConfig(preset="demo").replace(
-        p=53, train_frac=0.5, lr=3e-3, d_model=128, d_mlp=512, epochs=3000,
-        checkpoint_every=100,
+        p=53, train_frac=0.5, lr=3e-3, epochs=2000, checkpoint_every=50
     )
 
 

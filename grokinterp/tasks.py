@@ -27,13 +27,13 @@ class TaskConfig:
         name: the operation; only ``"add"`` today.
         p: the modulus; any integer >= 3 (the paper uses the prime 113).
         train_frac: fraction of the p * p pairs used for training, in (0, 1).
-        seed: seed of the shuffle that draws the training pairs.
+        data_seed: seed of the shuffle that draws the training pairs.
     """
 
     name: str = "add"
     p: int = 113
     train_frac: float = 0.3
-    seed: int = 598
+    data_seed: int = 598
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -85,7 +85,7 @@ def make_split(cfg: TaskConfig) -> Split:
     numpy's PCG64 generator is used so that the split does not depend on the torch
     version. Both index sets are sorted, which changes nothing for full-batch training.
     """
-    perm = np.random.default_rng(cfg.seed).permutation(cfg.p**2)
+    perm = np.random.default_rng(cfg.data_seed).permutation(cfg.p**2)
     train = np.sort(perm[: cfg.n_train])
     test = np.sort(perm[cfg.n_train :])
     return Split(torch.from_numpy(train), torch.from_numpy(test))

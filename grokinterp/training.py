@@ -213,6 +213,14 @@ def train(config: RunConfig, out: str | Path, progress: bool = True) -> Run:
     return load_run(out)
 
 
+def _remove_partial_files(run_dir: Path) -> None:
+    """Delete temporary files a killed writer left behind (never a finished file)."""
+    for folder in (run_dir, run_dir / CKPT_DIR):
+        for tmp in folder.glob(".*.tmp*"):
+            log.info("removing partial file %s", tmp)
+            tmp.unlink()
+
+
 def resume(run_dir: str | Path, progress: bool = True) -> Run:
     """Continue a stopped run from its last checkpoint to its configured epoch count.
 
@@ -225,6 +233,7 @@ def resume(run_dir: str | Path, progress: bool = True) -> Run:
             f"{run.path} already finished all {run.config.train.epochs} epochs; nothing "
             "to resume"
         )
+    _remove_partial_files(run.path)
     tensors, meta = load_resume_state(run.path)
     epoch = int(meta.get("epoch", -1))
     trainer = _Trainer(run.path, run.config, run.split)
