@@ -77,28 +77,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     tr = sub.add_parser("train", help="train a run with dense checkpoints")
-    tr.add_argument("--preset", choices=sorted(PRESETS), default="nanda2023",
-                    help="starting configuration (default: nanda2023, the paper's run)")
+    tr.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="nanda2023",
+        help="starting configuration (default: nanda2023, the paper's run)",
+    )
     tr.add_argument("--p", type=_int_at_least(3), help="modulus (integer >= 3)")
-    tr.add_argument("--train-frac", type=_float_in(0.0, 1.0, low_open=True),
-                    help="fraction of the p*p pairs used for training")
+    tr.add_argument(
+        "--train-frac",
+        type=_float_in(0.0, 1.0, low_open=True),
+        help="fraction of the p*p pairs used for training",
+    )
     tr.add_argument("--lr", type=_float_in(0.0, low_open=True), help="AdamW learning rate")
     tr.add_argument("--weight-decay", type=_float_in(0.0), help="AdamW weight decay")
     tr.add_argument("--epochs", type=_int_at_least(1), help="full-batch steps")
-    tr.add_argument("--checkpoint-every", type=_int_at_least(1),
-                    help="epochs between checkpoints (log-spaced early ones are added)")
+    tr.add_argument(
+        "--checkpoint-every",
+        type=_int_at_least(1),
+        help="epochs between checkpoints (log-spaced early ones are added)",
+    )
     tr.add_argument("--seed", type=_int_at_least(0), help="seed of the weight init")
     tr.add_argument("--data-seed", type=_int_at_least(0), help="seed of the train/test split")
     tr.add_argument("--device", help="torch device, e.g. cpu or cuda")
-    tr.add_argument("--out", type=Path, help="run directory to create (default: under checkpoints/)")
-    tr.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                    help="continue a stopped run; other flags are taken from the run")
+    tr.add_argument(
+        "--out", type=Path, help="run directory to create (default: under checkpoints/)"
+    )
+    tr.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue a stopped run; other flags are taken from the run",
+    )
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     an = sub.add_parser("analyze", help="compute progress measures and figures of a run")
     an.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    an.add_argument("--formats", type=_formats, default=("html", "png", "pdf"),
-                    help="figure formats, comma-separated (default: html,png,pdf)")
+    an.add_argument(
+        "--formats",
+        type=_formats,
+        default=("html", "png", "pdf"),
+        help="figure formats, comma-separated (default: html,png,pdf)",
+    )
     an.add_argument("--no-figures", action="store_true", help="write only measures and summary")
     an.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -112,9 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_config(args: argparse.Namespace) -> RunConfig:
     cfg = preset(args.preset)
     flags = {
-        "p": args.p, "train_frac": args.train_frac, "lr": args.lr,
-        "weight_decay": args.weight_decay, "epochs": args.epochs,
-        "checkpoint_every": args.checkpoint_every, "device": args.device,
+        "p": args.p,
+        "train_frac": args.train_frac,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "epochs": args.epochs,
+        "checkpoint_every": args.checkpoint_every,
+        "device": args.device,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     if args.seed is not None:
@@ -133,9 +157,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from grokinterp.training import resume, train
 
     if args.resume is not None:
-        given = [f for f in ("p", "train_frac", "lr", "weight_decay", "epochs",
-                             "checkpoint_every", "seed", "data_seed", "out")
-                 if getattr(args, f) is not None]
+        given = [
+            f
+            for f in (
+                "p",
+                "train_frac",
+                "lr",
+                "weight_decay",
+                "epochs",
+                "checkpoint_every",
+                "seed",
+                "data_seed",
+                "out",
+            )
+            if getattr(args, f) is not None
+        ]
         if given:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
             raise GrokinterpError(f"--resume continues a run with its own config; drop {flags}")
@@ -152,13 +188,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         run = action()
     except KeyboardInterrupt:
-        print(f"\ninterrupted; every saved file is whole. Continue with: "
-              f"grokinterp train --resume {run_dir}", file=sys.stderr)
+        print(
+            f"\ninterrupted; every saved file is whole. Continue with: "
+            f"grokinterp train --resume {run_dir}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     last = run.metrics.iloc[-1]
-    print(f"trained {run.path} in {time.perf_counter() - start:.0f} s: epoch {int(last.epoch)}, "
-          f"train loss {last.train_loss:.3g}, test loss {last.test_loss:.3g}, "
-          f"test acc {last.test_acc:.4f}, {len(run.epochs)} checkpoints")
+    print(
+        f"trained {run.path} in {time.perf_counter() - start:.0f} s: epoch {int(last.epoch)}, "
+        f"train loss {last.train_loss:.3g}, test loss {last.test_loss:.3g}, "
+        f"test acc {last.test_acc:.4f}, {len(run.epochs)} checkpoints"
+    )
     print(f"next: grokinterp analyze {run.path}")
     return 0
 
@@ -171,14 +212,17 @@ def _analyze(run_dir: Path, formats, figures: bool, device: str, quiet: bool) ->
     if not run.epochs:
         raise GrokinterpError(f"{run_dir} has no checkpoints yet; train it first")
     start = time.perf_counter()
-    summary, written = write_analysis(run, formats=formats, figures=figures, device=device,
-                                      progress=not quiet)
+    summary, written = write_analysis(
+        run, formats=formats, figures=figures, device=device, progress=not quiet
+    )
     print(describe(summary))
     if "figures_note" in summary:
         print(summary["figures_note"])
     n_figs = len(summary.get("figures", []))
-    print(f"wrote measures.csv, summary.json and {n_figs} figure files to "
-          f"{run.path / 'analysis'} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote measures.csv, summary.json and {n_figs} figure files to "
+        f"{run.path / 'analysis'} in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 

@@ -60,8 +60,16 @@ class ModelConfig:
     mlp_bias: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("d_vocab", "d_vocab_out", "n_ctx", "d_model", "n_heads", "d_head",
-                     "d_mlp", "n_layers"):
+        for name in (
+            "d_vocab",
+            "d_vocab_out",
+            "n_ctx",
+            "d_model",
+            "n_heads",
+            "d_head",
+            "d_mlp",
+            "n_layers",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -104,7 +112,8 @@ class Attention(nn.Module):
         self.W_V = nn.Parameter(torch.empty(shape_in))
         self.W_O = nn.Parameter(torch.empty(cfg.n_heads, cfg.d_head, cfg.d_model))
         self.register_buffer(
-            "mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)),
+            "mask",
+            torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)),
             persistent=False,
         )
         self.scale = math.sqrt(cfg.d_head)
@@ -115,9 +124,7 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()
 
-    def forward(
-        self, x: Float[Tensor, "batch pos d_model"]
-    ) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         q = self.hook_q(einops.einsum(x, self.W_Q, "b p m, h m d -> b p h d"))
         k = self.hook_k(einops.einsum(x, self.W_K, "b p m, h m d -> b p h d"))
         v = self.hook_v(einops.einsum(x, self.W_V, "b p m, h m d -> b p h d"))

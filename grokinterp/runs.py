@@ -266,12 +266,18 @@ def load_run(path: str | os.PathLike) -> Run:
     """
     path = Path(path)
     if not path.exists():
-        raise RunNotFoundError(f"{path} does not exist; pass a run directory made by 'grokinterp train'")
+        raise RunNotFoundError(
+            f"{path} does not exist; pass a run directory made by 'grokinterp train'"
+        )
     if not path.is_dir():
-        raise NotARunError(f"{path} is a file, not a run directory; pass the folder that holds config.json")
+        raise NotARunError(
+            f"{path} is a file, not a run directory; pass the folder that holds config.json"
+        )
     meta = _read_json(path / CONFIG_FILE)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise NotARunError(f"{path / CONFIG_FILE} is not a grokinterp run config (no format marker)")
+        raise NotARunError(
+            f"{path / CONFIG_FILE} is not a grokinterp run config (no format marker)"
+        )
     if meta.get("format_version") != FORMAT_VERSION:
         raise NotARunError(
             f"{path} uses run format version {meta.get('format_version')}, this grokinterp "

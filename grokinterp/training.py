@@ -25,8 +25,8 @@ from grokinterp.config import RunConfig, TrainConfig
 from grokinterp.errors import GrokinterpError, RunExistsError
 from grokinterp.model import GrokTransformer
 from grokinterp.runs import (
-    CONFIG_FILE,
     CKPT_DIR,
+    CONFIG_FILE,
     FORMAT,
     FORMAT_VERSION,
     METRIC_COLUMNS,
@@ -75,7 +75,9 @@ class _Trainer:
         self.test_x, self.test_y = tokens[split.test], labels[split.test]
         self.model = GrokTransformer(config.model, seed=tcfg.seed).to(self.device)
         self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=tcfg.lr, betas=tcfg.betas,
+            self.model.parameters(),
+            lr=tcfg.lr,
+            betas=tcfg.betas,
             weight_decay=tcfg.weight_decay,
         )
         self.epoch = 0
@@ -92,7 +94,7 @@ class _Trainer:
         return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
     def load_resume_state(self, tensors: dict[str, torch.Tensor], epoch: int) -> None:
-        params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+        params = {k[len("param.") :]: v for k, v in tensors.items() if k.startswith("param.")}
         self.model.load_state_dict(params)
         for name, param in self.model.named_parameters():
             entry = {}
@@ -139,8 +141,13 @@ class _Trainer:
     def run(self, progress: bool = True) -> None:
         total = self.cfg.train.epochs
         bar = tqdm(
-            total=total + 1, initial=self.epoch, desc="train", unit="epoch",
-            disable=not progress, mininterval=0.5, dynamic_ncols=True,
+            total=total + 1,
+            initial=self.epoch,
+            desc="train",
+            unit="epoch",
+            disable=not progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
         )
         pending: list[torch.Tensor] = []  # metrics kept on the device until a save
         start = time.perf_counter()
@@ -197,8 +204,9 @@ def train(config: RunConfig, out: str | Path, progress: bool = True) -> Run:
     out = Path(out)
     _prepare_run_dir(out)
     split = make_split(config.task)
-    atomic_write_text(out / SPLIT_FILE, json.dumps(
-        {"train": split.train.tolist(), "test": split.test.tolist()}))
+    atomic_write_text(
+        out / SPLIT_FILE, json.dumps({"train": split.train.tolist(), "test": split.test.tolist()})
+    )
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -230,8 +238,7 @@ def resume(run_dir: str | Path, progress: bool = True) -> Run:
     run = load_run(run_dir)
     if run.finished:
         raise GrokinterpError(
-            f"{run.path} already finished all {run.config.train.epochs} epochs; nothing "
-            "to resume"
+            f"{run.path} already finished all {run.config.train.epochs} epochs; nothing to resume"
         )
     _remove_partial_files(run.path)
     tensors, meta = load_resume_state(run.path)
@@ -249,5 +256,3 @@ def resume(run_dir: str | Path, progress: bool = True) -> Run:
     log.info("resuming %s at epoch %d", run.path, epoch)
     trainer.run(progress=progress)
     return load_run(run.path)
-
-

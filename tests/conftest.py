@@ -19,8 +19,17 @@ torch.set_num_threads(1)
 
 def tiny_config(p: int = 11, epochs: int = 30, **overrides):
     """A small model that trains in well under a second per hundred epochs."""
-    fields = dict(p=p, train_frac=0.5, lr=3e-3, epochs=epochs, checkpoint_every=10,
-                  d_model=32, d_mlp=64, n_heads=2, d_head=16)
+    fields = dict(
+        p=p,
+        train_frac=0.5,
+        lr=3e-3,
+        epochs=epochs,
+        checkpoint_every=10,
+        d_model=32,
+        d_mlp=64,
+        n_heads=2,
+        d_head=16,
+    )
     fields.update(overrides)
     return grokinterp.preset("demo").replace(**fields)
 

@@ -7,8 +7,18 @@ import pytest
 
 from grokinterp.cli import main
 
-TRAIN = ["train", "--preset", "demo", "--p", "11", "--epochs", "60", "--checkpoint-every",
-         "20", "-q"]
+TRAIN = [
+    "train",
+    "--preset",
+    "demo",
+    "--p",
+    "11",
+    "--epochs",
+    "60",
+    "--checkpoint-every",
+    "20",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +40,51 @@ def one_line_error(capsys, argv, *needles):
 
 def test_train_then_analyze_writes_the_promised_files(analysed_run, capsys):
     measures = pd.read_csv(analysed_run / "analysis" / "measures.csv")
-    for col in ["epoch", "train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
-                "excluded_loss", "gini_embed", "gini_logit", "sum_sq_weights"]:
+    for col in [
+        "epoch",
+        "train_loss",
+        "test_loss",
+        "train_acc",
+        "test_acc",
+        "restricted_loss",
+        "excluded_loss",
+        "gini_embed",
+        "gini_logit",
+        "sum_sq_weights",
+    ]:
         assert col in measures.columns
     assert measures["epoch"].tolist()[-1] == 60
     summary = json.loads((analysed_run / "analysis" / "summary.json").read_text())
-    for key in ["key_frequencies", "fraction_neurons_explained", "first_epoch_train_acc_0.99",
-                "first_epoch_test_acc_0.99"]:
+    for key in [
+        "key_frequencies",
+        "fraction_neurons_explained",
+        "first_epoch_train_acc_0.99",
+        "first_epoch_test_acc_0.99",
+    ]:
         assert key in summary
     metrics = pd.read_csv(analysed_run / "metrics.csv")
     hit = metrics.loc[metrics.train_acc >= 0.99, "epoch"]
     assert summary["first_epoch_train_acc_0.99"] == (int(hit.iloc[0]) if len(hit) else None)
     # The analysis recomputes the logged train loss of the final weights.
-    assert measures["train_loss"].iloc[-1] == pytest.approx(metrics["train_loss"].iloc[-1],
-                                                            rel=1e-5)
+    assert measures["train_loss"].iloc[-1] == pytest.approx(
+        metrics["train_loss"].iloc[-1], rel=1e-5
+    )
     assert list((analysed_run / "analysis" / "figures").glob("*.html"))
 
 
-@pytest.mark.parametrize("flag,value,needle", [
-    ("--p", "2", "--p"), ("--p", "x", "integer"), ("--train-frac", "1.0", "--train-frac"),
-    ("--train-frac", "0", "--train-frac"), ("--lr", "-1", "--lr"), ("--epochs", "0", "--epochs"),
-    ("--weight-decay", "-0.1", "--weight-decay"), ("--preset", "nanda", "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "flag,value,needle",
+    [
+        ("--p", "2", "--p"),
+        ("--p", "x", "integer"),
+        ("--train-frac", "1.0", "--train-frac"),
+        ("--train-frac", "0", "--train-frac"),
+        ("--lr", "-1", "--lr"),
+        ("--epochs", "0", "--epochs"),
+        ("--weight-decay", "-0.1", "--weight-decay"),
+        ("--preset", "nanda", "invalid choice"),
+    ],
+)
 def test_bad_train_flags(capsys, tmp_path, flag, value, needle):
     with pytest.raises(SystemExit) as exc:
         main(["train", flag, value, "--out", str(tmp_path / "x")])
@@ -86,8 +119,7 @@ def test_truncated_checkpoint_fails_cleanly_and_keeps_the_old_analysis(
     before = {p.name: p.read_bytes() for p in (run / "analysis").iterdir() if p.is_file()}
     ckpt = run / "checkpoints" / "epoch_000040.safetensors"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    one_line_error(capsys, ["analyze", str(run), "-q"], "epoch_000040.safetensors",
-                   "unreadable")
+    one_line_error(capsys, ["analyze", str(run), "-q"], "epoch_000040.safetensors", "unreadable")
     after = {p.name: p.read_bytes() for p in (run / "analysis").iterdir() if p.is_file()}
     assert after == before
 
@@ -108,8 +140,7 @@ def test_checkpoint_from_another_model_is_named(analysed_run, capsys, tmp_path):
 
 def test_train_refuses_to_overwrite_a_run(analysed_run, capsys):
     before = (analysed_run / "metrics.csv").read_bytes()
-    one_line_error(capsys, [*TRAIN, "--out", str(analysed_run)], "already holds a run",
-                   "--resume")
+    one_line_error(capsys, [*TRAIN, "--out", str(analysed_run)], "already holds a run", "--resume")
     assert (analysed_run / "metrics.csv").read_bytes() == before
 
 

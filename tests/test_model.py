@@ -51,8 +51,14 @@ def test_run_with_cache_has_the_usual_hooks():
     assert cache["hook_embed"].shape == (20, 3, 32)
     assert cache["blocks.0.attn.hook_pattern"].shape == (20, 2, 3, 3)
     assert cache["blocks.0.mlp.hook_post"].shape == (20, 3, 64)
-    for name in ["hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.0.attn.hook_z",
-                 "blocks.0.hook_resid_mid", "blocks.0.mlp.hook_pre", "blocks.0.hook_resid_post"]:
+    for name in [
+        "hook_pos_embed",
+        "blocks.0.hook_resid_pre",
+        "blocks.0.attn.hook_z",
+        "blocks.0.hook_resid_mid",
+        "blocks.0.mlp.hook_pre",
+        "blocks.0.hook_resid_post",
+    ]:
         assert name in cache
     pattern = cache["blocks.0.attn.hook_pattern"]
     assert torch.allclose(pattern.sum(-1), torch.ones(20, 2, 3))
@@ -95,8 +101,17 @@ def test_forward_equals_transformer_lens_bridge():
     cfg = small()
     model = GrokTransformer(cfg, seed=5)
     bridge_cfg = tl.TransformerBridgeConfig(
-        n_layers=1, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=14, d_vocab_out=13,
-        n_ctx=3, act_fn="relu", normalization_type=None, seed=0,
+        n_layers=1,
+        d_model=32,
+        n_heads=2,
+        d_head=16,
+        d_mlp=64,
+        d_vocab=14,
+        d_vocab_out=13,
+        n_ctx=3,
+        act_fn="relu",
+        normalization_type=None,
+        seed=0,
     )
     bridge = tl.TransformerBridge.boot_native(bridge_cfg)
     converted = convert_tl_checkpoint(dict(model.state_dict()), bridge_cfg)

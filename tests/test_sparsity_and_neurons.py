@@ -38,7 +38,7 @@ def synthetic_neurons(p=31, seed=0):
     w = lambda k: 2 * math.pi * k / p  # noqa: E731
     cols, truth = [], []
     for k, count in [(4, 6), (9, 3), (13, 5)]:
-        for i in range(count):
+        for _ in range(count):
             phase = torch.rand(2, generator=gen, dtype=torch.float64) * 2 * math.pi
             # Products of a- and b-waves of the same frequency live in the k block.
             act = (1 + torch.cos(w(k) * a + phase[0])) * (1 + torch.cos(w(k) * b + phase[1]))

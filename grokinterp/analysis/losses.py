@@ -67,9 +67,7 @@ def excluded_logits(
     return logits - _key_projection(logits, p, freqs)
 
 
-def cross_entropy(
-    logits: Float[Tensor, "batch c"], labels: Int[Tensor, " batch"]
-) -> float:
+def cross_entropy(logits: Float[Tensor, "batch c"], labels: Int[Tensor, " batch"]) -> float:
     """Mean cross-entropy computed in float64 (float32 underflows near 1e-7 loss)."""
     return F.cross_entropy(logits.double(), labels).item()
 

@@ -16,6 +16,8 @@ Columns of the table (losses are float64 cross-entropies):
     excluded_loss_k{k}     one key frequency removed at a time, train pairs
     gini_embed, gini_logit Gini of per-frequency Fourier norms of W_E[:p] and W_out W_U
     sum_sq_weights         sum over all parameters of the squared entries
+    cos_coef_k{k}          coefficient of the logits along cos(w_k (a + b - c)), key k
+    cos_frac_explained     share of the logits' squared norm along those key directions
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from grokinterp.analysis.logit_coefs import cos_coefficients
 from grokinterp.analysis.losses import (
     accuracy,
     cross_entropy,
@@ -94,6 +97,13 @@ def checkpoint_measures(
     for k in key_freqs:
         one = excluded_logits(logits, p, [k])
         row[f"excluded_loss_k{k}"] = cross_entropy(one[train_idx], labels[train_idx])
+    alpha = cos_coefficients(logits, p)
+    centered = logits - logits.mean(dim=1, keepdim=True)
+    for k in key_freqs:
+        row[f"cos_coef_k{k}"] = alpha[k - 1].item()
+    row["cos_frac_explained"] = (
+        sum(alpha[k - 1].item() ** 2 for k in key_freqs) / centered.pow(2).sum().item()
+    )
     with torch.no_grad():
         W_E = model.embed.W_E.double()
         W_L = model.blocks[-1].mlp.W_out.double() @ model.unembed.W_U.double()

@@ -22,9 +22,17 @@ log = logging.getLogger(__name__)
 
 ACC_LEVEL = 0.99
 FINAL_COLUMNS = (
-    "train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
-    "restricted_loss_test", "restricted_acc", "excluded_loss", "gini_embed",
-    "gini_logit", "sum_sq_weights",
+    "train_loss",
+    "test_loss",
+    "train_acc",
+    "test_acc",
+    "restricted_loss",
+    "restricted_loss_test",
+    "restricted_acc",
+    "excluded_loss",
+    "gini_embed",
+    "gini_logit",
+    "sum_sq_weights",
 )
 
 
