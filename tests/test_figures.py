@@ -397,3 +397,24 @@ def test_save_png_and_pdf(run, analysis, tmp_path):
 def test_metrics_without_rows_still_plot():
     empty = pd.DataFrame(columns=["epoch", "train_loss", "test_loss"])
     assert len(figures.loss_curves(empty).data) == 2
+
+
+def test_cos_coefficients_fig_carries_the_measures():
+    import pandas as pd
+
+    from grokinterp.figures import cos_coefficients_fig
+
+    measures = pd.DataFrame(
+        {
+            "epoch": [0, 10, 20],
+            "cos_coef_k3": [0.1, 5.0, 9.0],
+            "cos_coef_k11": [0.0, -2.0, -4.0],
+            "cos_frac_explained": [0.0, 0.4, 0.9],
+        }
+    )
+    fig = cos_coefficients_fig(measures, phases={"cleanup": (10, 20)})
+    names = [t.name for t in fig.data]
+    assert names == ["k = 3", "k = 11", "fraction explained"]
+    assert list(fig.data[1].y) == [0.0, -2.0, -4.0]
+    assert list(fig.data[2].y) == [0.0, 0.4, 0.9]
+    assert len(fig.layout.shapes) == 2  # one band per panel

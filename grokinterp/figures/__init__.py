@@ -5,8 +5,8 @@ HTML (always possible) and PNG, PDF or SVG (when a Chrome or Chromium is found; 
 ``export``). All figures share one template (``style.TEMPLATE``).
 
 - over training: ``loss_curves``, ``accuracy_curves``, ``progress_panels``,
-  ``excluded_loss_per_freq``, ``restricted_accuracy``; each takes optional ``phases``
-  (name -> (start_epoch, end_epoch)) and shades them.
+  ``excluded_loss_per_freq``, ``restricted_accuracy``, ``cos_coefficients_fig``; each
+  takes optional ``phases`` (name -> (start_epoch, end_epoch)) and shades them.
 - one checkpoint: ``embed_fourier_norms_fig``, ``logit_fourier_norms_fig``,
   ``logit_fourier_2d``, ``attention_patterns``, ``neuron_activations``.
 - neuron clusters: ``neuron_frac_explained_hist``, ``cluster_sizes_fig``.
@@ -26,6 +26,7 @@ from grokinterp.figures.activations import (
 )
 from grokinterp.figures.curves import (
     accuracy_curves,
+    cos_coefficients_fig,
     excluded_loss_per_freq,
     loss_curves,
     progress_panels,
@@ -55,6 +56,7 @@ __all__ = [
     "add_phases",
     "attention_patterns",
     "cluster_sizes_fig",
+    "cos_coefficients_fig",
     "default_neurons",
     "embed_fourier_norms_fig",
     "excluded_loss_per_freq",

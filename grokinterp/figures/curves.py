@@ -146,6 +146,8 @@ def progress_panels(measures: pd.DataFrame, phases: Phases | None = None) -> go.
         fig.add_trace(trace, row=row, col=col)
         shown.add(name)
     fig.update_xaxes(**EPOCH_AXIS)
+    # One explicit range for all four panels, so their phase bands line up.
+    fig.update_xaxes(range=[float(measures["epoch"].min()), float(measures["epoch"].max())])
     fig.update_yaxes(title_text=LOSS, type="log", row=1)
     fig.update_yaxes(title_text=GINI, row=2, col=1)
     fig.update_yaxes(title_text=SUM_SQ, row=2, col=2)
@@ -219,3 +221,40 @@ def restricted_accuracy(measures: pd.DataFrame, phases: Phases | None = None) ->
     fig.update_yaxes(title_text=ACCURACY, range=[0, 1.02])
     add_phases(fig, phases)
     return finish(fig, "Restricted accuracy")
+
+
+_COS_K = re.compile(r"^cos_coef_k(\d+)$")
+
+
+def cos_coefficients_fig(measures: pd.DataFrame, phases: Phases | None = None) -> go.Figure:
+    """Coefficients of the logits along cos(w_k (a + b - c)) over training, key k only.
+
+    The top panel shows alpha_k for each key frequency (``analysis.logit_coefs``); the
+    bottom panel the share of the logits' squared norm (centered over classes) those
+    directions explain, which approaches 1 once the circuit alone sets the logits
+    (Nanda et al. 2023, §4.2).
+
+    Args:
+        measures: ``analyze(run).measures`` (columns epoch, cos_coef_k{k},
+            cos_frac_explained).
+        phases: optional phase bands.
+
+    Returns:
+        A two-row figure: traces "k = {k}" in row 1, "fraction explained" in row 2.
+    """
+    require_columns(measures, ["epoch", "cos_frac_explained"], "measures")
+    columns = sorted(
+        (int(m.group(1)), c) for m, c in ((_COS_K.match(str(c)), c) for c in measures.columns) if m
+    )
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    x = measures["epoch"]
+    for i, (k, column) in enumerate(columns):
+        fig.add_trace(line(x, measures[column], f"k = {k}", SEQUENCE[i % len(SEQUENCE)]), 1, 1)
+    fig.add_trace(
+        line(x, measures["cos_frac_explained"], "fraction explained", COLORS["restricted"]), 2, 1
+    )
+    fig.update_xaxes(**EPOCH_AXIS, row=2, col=1)
+    fig.update_yaxes(title_text="coefficient of cos(w(a+b-c))", row=1, col=1)
+    fig.update_yaxes(title_text="fraction of |L|^2", range=[0, 1.02], row=2, col=1)
+    add_phases(fig, phases, cells=[(1, 1), (2, 1)])
+    return finish(fig, "Logits along cos(w(a + b - c))", height=700)

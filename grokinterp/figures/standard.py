@@ -11,6 +11,7 @@ from grokinterp.analysis.measures import Analysis
 from grokinterp.figures.activations import attention_patterns, neuron_activations
 from grokinterp.figures.curves import (
     accuracy_curves,
+    cos_coefficients_fig,
     excluded_loss_per_freq,
     loss_curves,
     progress_panels,
@@ -46,7 +47,7 @@ def standard_figures(
 
     Returns:
         name -> figure, in this order: loss_curves, accuracy_curves, progress_panels,
-        excluded_loss_per_freq, restricted_accuracy, embed_fourier_norms,
+        excluded_loss_per_freq, restricted_accuracy, cos_coefficients, embed_fourier_norms,
         logit_fourier_norms, logit_fourier_2d, neuron_frac_explained, cluster_sizes,
         attention_patterns, neuron_activations.
     """
@@ -62,6 +63,7 @@ def standard_figures(
         "progress_panels": progress_panels(measures, phases),
         "excluded_loss_per_freq": excluded_loss_per_freq(measures, phases),
         "restricted_accuracy": restricted_accuracy(measures, phases),
+        "cos_coefficients": cos_coefficients_fig(measures, phases),
         "embed_fourier_norms": embed_fourier_norms_fig(run, highlight=key),
         "logit_fourier_norms": logit_fourier_norms_fig(run, highlight=key),
         "logit_fourier_2d": logit_fourier_2d(run),
