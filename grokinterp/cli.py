@@ -1,4 +1,4 @@
-"""The ``grokinterp`` command: train, analyze, demo.
+"""The ``grokinterp`` command: train, analyze, report, demo.
 
 Errors a user can fix are printed as one line naming the problem and the fix, with
 exit status 2; an interrupted training run exits with 130 and says how to resume.
@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    rp = sub.add_parser("report", help="write one self-contained HTML page of a run's analysis")
+    rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rp.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    rp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     demo = sub.add_parser("demo", help="train the small demo preset and analyze it (~2 min)")
     demo.add_argument("--out", type=Path, help="run directory (default: checkpoints/demo-TIME)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -230,6 +235,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return _analyze(args.run_dir, args.formats, not args.no_figures, args.device, args.quiet)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from grokinterp.report import write_report
+    from grokinterp.runs import load_run
+
+    run = load_run(args.run_dir)
+    if not run.epochs:
+        raise GrokinterpError(f"{args.run_dir} has no checkpoints yet; train it first")
+    start = time.perf_counter()
+    path = write_report(run, device=args.device, progress=not args.quiet)
+    size = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size:.1f} MB) in {time.perf_counter() - start:.1f} s; it opens offline")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from grokinterp.training import train
 
@@ -246,7 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _analyze(out, ("html", "png", "pdf"), True, "cpu", args.quiet)
 
 
-COMMANDS = {"train": cmd_train, "analyze": cmd_analyze, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "analyze": cmd_analyze, "report": cmd_report, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -251,7 +251,7 @@ def cos_coefficients_fig(measures: pd.DataFrame, phases: Phases | None = None) -
     for i, (k, column) in enumerate(columns):
         fig.add_trace(line(x, measures[column], f"k = {k}", SEQUENCE[i % len(SEQUENCE)]), 1, 1)
     fig.add_trace(
-        line(x, measures["cos_frac_explained"], "fraction explained", COLORS["restricted"]), 2, 1
+        line(x, measures["cos_frac_explained"], "fraction explained", COLORS["weights"]), 2, 1
     )
     fig.update_xaxes(**EPOCH_AXIS, row=2, col=1)
     fig.update_yaxes(title_text="coefficient of cos(w(a+b-c))", row=1, col=1)

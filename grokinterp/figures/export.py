@@ -63,6 +63,9 @@ class FigureExportError(GrokinterpError):
     """A browser was found but kaleido could not render with it."""
 
 
+NO_NETWORK = "http://127.0.0.1:9"
+
+
 def _is_executable(path: str | os.PathLike | None) -> bool:
     return bool(path) and Path(path).is_file() and os.access(path, os.X_OK)
 
@@ -179,7 +182,12 @@ def render_static(
 
     async def session() -> list[bytes]:
         images = []
-        opts = dict(n=1, timeout=RENDER_TIMEOUT_S, mathjax=False, path=chrome)
+        # Everything the page needs is local (plotly.js from the plotly package, MathJax
+        # off). Chromium still contacts its vendor's services on its own, so all of its
+        # HTTP traffic goes to a closed loopback port: nothing leaves the machine.
+        opts = dict(
+            n=1, timeout=RENDER_TIMEOUT_S, mathjax=False, path=chrome, proxy_server=NO_NETWORK
+        )
         async with kaleido.Kaleido(**opts) as k:
             for fig, fmt, _ in jobs:
                 images.append(await k.calc_fig(fig, opts={"format": fmt, "scale": scale}))
