@@ -1,4 +1,4 @@
-"""The ``grokinterp`` command: train, analyze, report, demo.
+"""The grokinterp command: train, analyze, report, demo.
 
 Errors a user can fix are printed as one line naming the problem and the fix, with
 exit status 2; an interrupted training run exits with 130 and says how to resume.
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="nanda2023",
+        default=None,
         help="starting configuration (default: nanda2023, the paper's run)",
     )
     tr.add_argument("--p", type=_int_at_least(3), help="modulus (integer >= 3)")
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args: argparse.Namespace) -> RunConfig:
-    cfg = preset(args.preset)
+    cfg = preset(args.preset or "nanda2023")
     flags = {
         "p": args.p,
         "train_frac": args.train_frac,
@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
             raise GrokinterpError(f"--resume continues a run with its own config; drop {flags}")
         run_dir = args.resume
-        action = lambda: resume(run_dir, progress=not args.quiet)  # noqa: E731
+        action = lambda: resume(run_dir, progress=not args.quiet, device=args.device)  # noqa: E731
     else:
         try:
             cfg = _train_config(args)
@@ -209,10 +209,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(device: str) -> None:
+    from grokinterp.config import check_device
+
+    try:
+        check_device(device)
+    except ValueError as exc:
+        raise GrokinterpError(str(exc)) from None
+
+
 def _analyze(run_dir: Path, formats, figures: bool, device: str, quiet: bool) -> int:
     from grokinterp.analysis.summary import describe, write_analysis
     from grokinterp.runs import load_run
 
+    _check_device(device)
     run = load_run(run_dir)
     if not run.epochs:
         raise GrokinterpError(f"{run_dir} has no checkpoints yet; train it first")
@@ -239,6 +249,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from grokinterp.report import write_report
     from grokinterp.runs import load_run
 
+    _check_device(args.device)
     run = load_run(args.run_dir)
     if not run.epochs:
         raise GrokinterpError(f"{args.run_dir} has no checkpoints yet; train it first")
@@ -280,6 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GrokinterpError as exc:
         print(f"grokinterp {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            f"\ngrokinterp {args.command}: interrupted; files already written are whole",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,22 @@ from grokinterp.model import ModelConfig
 from grokinterp.tasks import TaskConfig
 
 
+def check_device(device: str) -> None:
+    """Raise ValueError unless ``device`` names a torch device usable here."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r} ({exc}); use e.g. cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this torch has no usable CUDA; use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use cpu or cuda")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} is not available here; use cpu")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimizer and schedule. Defaults are the paper's (REFERENCE.md §1).
@@ -54,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a torch device name, got {self.device!r}")
         if self.early_checkpoints < 0:
             raise ValueError(f"early_checkpoints must be >= 0, got {self.early_checkpoints}")
 

@@ -200,7 +200,14 @@ class Run:
         path = self.path / METRICS_FILE
         if not path.is_file():
             return pd.DataFrame(columns=METRIC_COLUMNS)
-        return pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise NotARunError(f"{path} is damaged ({exc}); restore it or delete the run") from None
+        missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+        if missing:
+            raise NotARunError(f"{path} lacks columns {missing}; restore it or delete the run")
+        return table
 
     @property
     def resume_state_epoch(self) -> int | None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import save
 from tqdm.auto import tqdm
 
-from grokinterp.config import RunConfig, TrainConfig
+from grokinterp.config import RunConfig, TrainConfig, check_device
 from grokinterp.errors import GrokinterpError, RunExistsError
 from grokinterp.model import GrokTransformer
 from grokinterp.runs import (
@@ -39,6 +39,7 @@ from grokinterp.runs import (
     library_versions,
     load_resume_state,
     load_run,
+    read_resume_metadata,
     save_checkpoint,
 )
 from grokinterp.tasks import grid_labels, grid_tokens, make_split
@@ -130,12 +131,16 @@ class _Trainer:
         self.opt.zero_grad(set_to_none=True)
 
     def save(self, finished: bool) -> None:
-        """Checkpoint, then resume state, then metrics: each file whole or absent."""
+        """Checkpoint, then metrics, then resume state: each file whole or absent.
+
+        The resume state goes last, so metrics always reach at least its epoch and a
+        resume never leaves a gap in the per-epoch log.
+        """
         save_checkpoint(self.run_dir, self.epoch, self.model.state_dict())
-        meta = {"epoch": str(self.epoch), "finished": "true" if finished else "false"}
-        atomic_write_bytes(self.run_dir / RESUME_FILE, save(self.resume_state(), metadata=meta))
         header = ",".join(METRIC_COLUMNS) + "\n"
         atomic_write_text(self.run_dir / METRICS_FILE, header + "".join(self.rows))
+        meta = {"epoch": str(self.epoch), "finished": "true" if finished else "false"}
+        atomic_write_bytes(self.run_dir / RESUME_FILE, save(self.resume_state(), metadata=meta))
 
     # -- loop --------------------------------------------------------------------------
     def run(self, progress: bool = True) -> None:
@@ -156,7 +161,7 @@ class _Trainer:
             train_loss, train_acc = self.forward_train()
             test_loss, test_acc = self.evaluate_test()
             pending.append(torch.stack([train_loss.detach(), train_acc, test_loss, test_acc]))
-            is_last = self.epoch == total
+            is_last = self.epoch >= total
             if self.epoch in self.checkpoints or is_last:
                 self._flush(pending)
                 pending = []
@@ -182,7 +187,24 @@ class _Trainer:
         return f"train {float(last[1]):.2e} test {float(last[3]):.2e} acc {float(last[4]):.3f}"
 
 
+def _usable_device(device: str) -> None:
+    try:
+        check_device(device)
+    except ValueError as exc:
+        raise GrokinterpError(str(exc)) from None
+
+
 def _prepare_run_dir(out: Path) -> None:
+    try:
+        _check_out_dir(out)
+        (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunExistsError(
+            f"cannot create run directory {out} ({exc}); choose another --out"
+        ) from None
+
+
+def _check_out_dir(out: Path) -> None:
     if (out / CONFIG_FILE).exists():
         raise RunExistsError(
             f"{out} already holds a run; continue it with 'grokinterp train --resume {out}' "
@@ -192,7 +214,6 @@ def _prepare_run_dir(out: Path) -> None:
         raise RunExistsError(f"{out} is a file; choose a directory for --out")
     if out.exists() and any(out.iterdir()):
         raise RunExistsError(f"{out} is not empty; choose a new or empty directory for --out")
-    (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def train(config: RunConfig, out: str | Path, progress: bool = True) -> Run:
@@ -202,6 +223,7 @@ def train(config: RunConfig, out: str | Path, progress: bool = True) -> Run:
     point leaves a run that ``resume`` continues to the same final weights.
     """
     out = Path(out)
+    _usable_device(config.train.device)  # fail before anything is written
     _prepare_run_dir(out)
     split = make_split(config.task)
     atomic_write_text(
@@ -229,11 +251,17 @@ def _remove_partial_files(run_dir: Path) -> None:
             tmp.unlink()
 
 
-def resume(run_dir: str | Path, progress: bool = True) -> Run:
+def resume(run_dir: str | Path, progress: bool = True, device: str | None = None) -> Run:
     """Continue a stopped run from its last checkpoint to its configured epoch count.
 
     The result equals an uninterrupted run: the weights and AdamW state are restored
-    exactly and, the batch being the whole training set, nothing else is random.
+    exactly and, the batch being the whole training set, nothing else is random. A run
+    stopped before its first checkpoint restarts from its seeded initialization.
+
+    Args:
+        run_dir: the run directory.
+        progress: show a progress bar.
+        device: train on this device instead of the one in the run's config.
     """
     run = load_run(run_dir)
     if run.finished:
@@ -241,9 +269,15 @@ def resume(run_dir: str | Path, progress: bool = True) -> Run:
             f"{run.path} already finished all {run.config.train.epochs} epochs; nothing to resume"
         )
     _remove_partial_files(run.path)
+    config = run.config if device is None else run.config.replace(device=device)
+    _usable_device(config.train.device)
+    trainer = _Trainer(run.path, config, run.split)
+    if read_resume_metadata(run.path) is None:
+        log.info("%s stopped before its first checkpoint; starting from epoch 0", run.path)
+        trainer.run(progress=progress)
+        return load_run(run.path)
     tensors, meta = load_resume_state(run.path)
     epoch = int(meta.get("epoch", -1))
-    trainer = _Trainer(run.path, run.config, run.split)
     if epoch < 0:
         raise GrokinterpError(f"{run.path / RESUME_FILE} names no epoch; start a new run")
     trainer.load_resume_state(tensors, epoch)

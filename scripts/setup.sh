@@ -17,7 +17,9 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   pip install "${TORCH_SPEC:-torch==2.13.0}"
 fi
-pip install -e ".[dev]"
+# compat mode puts the checkout on sys.path, so Python started in the folder that
+# holds the clone still imports the package and not the bare directory.
+pip install -e ".[dev]" --config-settings editable_mode=compat
 
 # Static figure export (kaleido 1.x) drives a Chrome or Chromium found on PATH.
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \

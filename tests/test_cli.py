@@ -148,3 +148,28 @@ def test_resume_errors(analysed_run, capsys, tmp_path):
     one_line_error(capsys, ["train", "--resume", str(analysed_run)], "already finished")
     one_line_error(capsys, ["train", "--resume", str(tmp_path / "nope")], "does not exist")
     one_line_error(capsys, ["train", "--resume", str(analysed_run), "--p", "7"], "drop --p")
+
+
+def test_unusable_devices_are_one_line_errors_and_write_nothing(capsys, tmp_path, analysed_run):
+    import torch
+
+    if not torch.cuda.is_available():
+        one_line_error(capsys, [*TRAIN, "--device", "cuda", "--out", str(tmp_path / "c")], "cuda")
+        assert not (tmp_path / "c").exists()
+    one_line_error(capsys, [*TRAIN, "--device", "tpu9", "--out", str(tmp_path / "t")], "device")
+    assert not (tmp_path / "t").exists()
+    one_line_error(capsys, ["analyze", str(analysed_run), "--device", "foo"], "device")
+
+
+def test_out_under_a_file_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    one_line_error(capsys, [*TRAIN, "--out", str(tmp_path / "afile" / "sub")], "afile")
+
+
+def test_damaged_metrics_is_a_one_line_error(analysed_run, capsys, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(analysed_run, run)
+    (run / "metrics.csv").write_text('"unclosed\n1,2\n')
+    one_line_error(capsys, ["analyze", str(run), "-q"], "metrics.csv")

@@ -90,3 +90,10 @@ def test_no_key_frequencies_means_mean_only():
     res = restricted_logits(logits, P, [])
     torch.testing.assert_close(res, logits.mean(0, keepdim=True).expand_as(logits))
     torch.testing.assert_close(excluded_logits(logits, P, []), logits)
+
+
+def test_repeated_key_frequencies_count_once():
+    logits = circuit_logits(P, KEYS) + memorizing_noise(P)
+    torch.testing.assert_close(
+        excluded_logits(logits, P, [3, 3, 8]), excluded_logits(logits, P, KEYS)
+    )

@@ -118,3 +118,43 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
         assert torch.equal(value, resumed.state_dict(600)[name]), name
     assert resumed.metrics.equals(whole.metrics)
     assert not list((tmp_path / "killed").rglob(".*tmp*"))
+
+
+def test_run_stopped_before_its_first_checkpoint_resumes_from_scratch(tmp_path, tiny):
+    cfg = tiny(epochs=20)
+    whole = grokinterp.train(cfg, tmp_path / "whole", progress=False)
+    early = grokinterp.train(cfg, tmp_path / "early", progress=False)
+    # What a kill in the first seconds leaves: config and split only.
+    import shutil
+
+    shutil.rmtree(early.path / "checkpoints")
+    (early.path / "resume.safetensors").unlink()
+    (early.path / "metrics.csv").unlink()
+    (early.path / "checkpoints").mkdir()
+    resumed = grokinterp.resume(early.path, progress=False)
+    assert resumed.finished and resumed.epochs == whole.epochs
+    for name, value in whole.state_dict(20).items():
+        assert torch.equal(value, resumed.state_dict(20)[name]), name
+    assert resumed.metrics.equals(whole.metrics)
+
+
+def test_metrics_are_written_before_the_resume_state(tmp_path, tiny, monkeypatch):
+    from grokinterp import training
+
+    order = []
+    real_bytes, real_text = training.atomic_write_bytes, training.atomic_write_text
+    monkeypatch.setattr(
+        training,
+        "atomic_write_bytes",
+        lambda path, data: (order.append(path.name), real_bytes(path, data)),
+    )
+    monkeypatch.setattr(
+        training,
+        "atomic_write_text",
+        lambda path, text: (order.append(path.name), real_text(path, text)),
+    )
+    grokinterp.train(
+        tiny(epochs=2, early_checkpoints=0, checkpoint_every=1), tmp_path / "r", progress=False
+    )
+    saves = [name for name in order if name in ("metrics.csv", "resume.safetensors")]
+    assert saves == ["metrics.csv", "resume.safetensors"] * 3

@@ -39,11 +39,11 @@ def _directions(p: int, freqs: tuple[int, ...]) -> Tensor:
 
 def key_directions(p: int, freqs: Sequence[int]) -> Float[Tensor, "pair direction"]:
     """Orthonormal columns u_cos,k and u_sin,k for each k in ``freqs`` (float64)."""
-    return _directions(p, tuple(sorted(int(k) for k in freqs))).clone()
+    return _directions(p, tuple(sorted({int(k) for k in freqs}))).clone()
 
 
 def _key_projection(logits: Tensor, p: int, freqs: Sequence[int]) -> Tensor:
-    u = _directions(p, tuple(sorted(int(k) for k in freqs))).to(logits.device, logits.dtype)
+    u = _directions(p, tuple(sorted({int(k) for k in freqs}))).to(logits.device, logits.dtype)
     return u @ (u.T @ logits)
 
 

@@ -158,7 +158,7 @@ def analyze(
     clusters = final_clusters(run, device=device)
     if key_freqs is None:
         key_freqs = clusters.key_frequencies
-    key_freqs = sorted(int(k) for k in key_freqs)
+    key_freqs = sorted({int(k) for k in key_freqs})  # a repeated k would be removed twice
     epochs = run.epochs if epochs is None else list(epochs)
     log.info("key frequencies %s; measuring %d checkpoints", key_freqs, len(epochs))
     tokens = run.tokens.to(device)
