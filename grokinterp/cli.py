@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ def _float_in(low: float, high: float | None = None, low_open: bool = False):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         bad_low = value <= low if low_open else value < low
-        if bad_low or (high is not None and value >= high) or value != value:
+        if bad_low or (high is not None and value >= high) or not math.isfinite(value):
             upper = f" and < {high}" if high is not None else ""
             raise argparse.ArgumentTypeError(
                 f"expected a number {'>' if low_open else '>='} {low}{upper}, got {text}"

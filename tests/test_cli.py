@@ -83,6 +83,7 @@ def test_train_then_analyze_writes_the_promised_files(analysed_run, capsys):
         ("--epochs", "0", "--epochs"),
         ("--weight-decay", "-0.1", "--weight-decay"),
         ("--preset", "nanda", "invalid choice"),
+        ("--lr", "inf", "--lr"),
     ],
 )
 def test_bad_train_flags(capsys, tmp_path, flag, value, needle):
