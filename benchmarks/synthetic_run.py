@@ -24,9 +24,7 @@ comparing two implementations it need not be.
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +35,14 @@ from grokinterp.config import RunConfig
 from grokinterp.model import GrokTransformer
 from grokinterp.runs import (
     CKPT_DIR,
-    CONFIG_FILE,
-    FORMAT,
-    FORMAT_VERSION,
     METRIC_COLUMNS,
     METRICS_FILE,
     RESUME_FILE,
-    SPLIT_FILE,
     atomic_write_bytes,
     atomic_write_text,
-    library_versions,
     save_checkpoint,
+    write_run_header,
 )
-from grokinterp.tasks import make_split
 
 PAPER_FREQS = (14, 35, 41, 42, 52)  # Nanda et al. 2023, main seed, p = 113
 
@@ -113,18 +106,7 @@ def write_synthetic_run(
     config = RunConfig(preset="synthetic").replace(
         p=p, epochs=max(last, 1), checkpoint_every=every, early_checkpoints=0
     )
-    split = make_split(config.task)
-    atomic_write_text(
-        out / SPLIT_FILE, json.dumps({"train": split.train.tolist(), "test": split.test.tolist()})
-    )
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "versions": library_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+    write_run_header(out, config)
 
     start = GrokTransformer(config.model, seed=config.train.seed).state_dict()
     end = planted_state(config, planted_freqs(p), seed)

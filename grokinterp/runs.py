@@ -94,6 +94,30 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def write_run_header(out: Path, config: RunConfig) -> Split:
+    """Write split.json and config.json of a new run into ``out``; return the split.
+
+    config.json goes last: its format marker is what makes ``out`` a run.
+    """
+    from datetime import datetime, timezone
+
+    from grokinterp.tasks import make_split
+
+    split = make_split(config.task)
+    atomic_write_text(
+        out / SPLIT_FILE, json.dumps({"train": split.train.tolist(), "test": split.test.tolist()})
+    )
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+    return split
+
+
 class Run:
     """A run directory opened for reading.
 

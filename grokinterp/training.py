@@ -9,10 +9,8 @@ loss nears 1e-7 and then produces loss spikes.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +25,19 @@ from grokinterp.model import GrokTransformer
 from grokinterp.runs import (
     CKPT_DIR,
     CONFIG_FILE,
-    FORMAT,
-    FORMAT_VERSION,
     METRIC_COLUMNS,
     METRICS_FILE,
     RESUME_FILE,
-    SPLIT_FILE,
     Run,
     atomic_write_bytes,
     atomic_write_text,
-    library_versions,
     load_resume_state,
     load_run,
     read_resume_metadata,
     save_checkpoint,
+    write_run_header,
 )
-from grokinterp.tasks import grid_labels, grid_tokens, make_split
+from grokinterp.tasks import grid_labels, grid_tokens
 
 log = logging.getLogger(__name__)
 
@@ -225,18 +220,7 @@ def train(config: RunConfig, out: str | Path, progress: bool = True) -> Run:
     out = Path(out)
     _usable_device(config.train.device)  # fail before anything is written
     _prepare_run_dir(out)
-    split = make_split(config.task)
-    atomic_write_text(
-        out / SPLIT_FILE, json.dumps({"train": split.train.tolist(), "test": split.test.tolist()})
-    )
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "versions": library_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+    split = write_run_header(out, config)
     log.info("training %s into %s", config.preset or "custom run", out)
     trainer = _Trainer(out, config, split)
     trainer.run(progress=progress)
