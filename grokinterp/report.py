@@ -204,6 +204,7 @@ def read_analysis(run: Run) -> tuple[dict, pd.DataFrame] | None:
     if not columns <= set(measures.columns) or measures["epoch"].tolist() != run.epochs:
         log.info("the analysis in %s is out of date", folder)
         return None
+    summary["run"] = str(run.path)  # the run may have been moved or copied since
     return summary, measures
 
 
