@@ -11,6 +11,10 @@ A run directory holds, in formats that load without executing code:
 
 Every file is written to a temporary name in the same folder, flushed to disk and
 renamed over the target, so a killed process leaves only whole files.
+
+Known gap: nothing stops two processes from training into the same directory at once
+(no lock file); the result is only right because training is deterministic. A lock
+taken by ``train``/``resume`` would close it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ for every checkpoint (REFERENCE.md §2). Checkpoints are streamed one at a time 
 single model, so memory does not grow with their number; logits come from the exact
 last-position shortcut ``GrokTransformer.last_logits``.
 
+Known gap: at p = 113 a checkpoint costs ~0.3 s on one loaded core, 3.5x less than
+the TransformerLens reference but short of the 10x target (docs/performance.md). The
+key-frequency projections could be built from p x p residue sums instead of the
+[p^2, p] logits (prototype in benchmarks/proposals/residue_sum_measures.py).
+
 Columns of the table (losses are float64 cross-entropies):
 
     epoch
