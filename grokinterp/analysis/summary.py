@@ -111,7 +111,8 @@ def detect(analysis: Analysis, run: Run):
         from grokinterp.analysis.phases import detect_phases
     except ImportError:  # pragma: no cover - the detector ships with the package
         return None
-    return detect_phases(analysis.measures, run.metrics if len(run.metrics) else None)
+    metrics = run.metrics  # read from disk on every access
+    return detect_phases(analysis.measures, metrics if len(metrics) else None)
 
 
 def write_analysis(
