@@ -23,9 +23,10 @@ the parameters carry HookedTransformer's names and shapes (``embed.W_E``,
 ``mlp_bias`` is set (the paper's code has MLP biases, the TransformerLens demo has
 none that train).
 
-``last_logits`` is an exact shortcut used by training and analysis: it computes only
-the last position and reuses per-token work, and a test checks it against the plain
-hooked forward.
+Two exact shortcuts skip the hooks: ``last_logits`` (used by training) computes only
+the last position and reuses per-token work; ``grid_logits`` (used by analysis)
+evaluates all p² inputs at once from per-operand tables. Tests check both against the
+plain hooked forward.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ class GrokTransformer(HookedRootModule):
 
     def last_logits(
         self, tokens: Int[Tensor, "batch pos"], return_post: bool = False
-    ) -> Float[Tensor, "batch d_vocab_out"] | tuple[Tensor, Tensor]:
+    ) -> Float[Tensor, "batch d_vocab_out"] | tuple[Tensor, Tensor | None]:
         """Logits at the last position only, equal to ``self(tokens)[:, -1]``.
 
         For one layer, keys, values and the last query depend on a single token each,
@@ -244,7 +245,8 @@ class GrokTransformer(HookedRootModule):
 
         Args:
             tokens: [batch, pos] token ids.
-            return_post: also return the last-position MLP activations [batch, d_mlp].
+            return_post: also return the last-position MLP activations [batch, d_mlp]
+                (None for models of more than one layer).
         """
         if self.cfg.n_layers != 1:
             logits = self(tokens)[:, -1]
@@ -277,3 +279,100 @@ class GrokTransformer(HookedRootModule):
             out = out + mlp.b_out
         logits = (resid_mid + out) @ self.unembed.W_U
         return (logits, post) if return_post else logits
+
+    def grid_logits(
+        self, return_post: bool = False, chunk: int | None = None
+    ) -> Float[Tensor, "pair d_vocab_out"] | tuple[Tensor, Tensor | None]:
+        """Last-position logits of all p² inputs ``[a, b, '=']``, equal to
+        ``self(grid_tokens(p))[:, -1]`` (rows ``a * p + b``; ``tasks.grid_tokens``).
+
+        The analysis of every checkpoint starts here, so it uses the grid's structure,
+        exactly. With one layer the last query is the same for every input (it reads
+        '=' at position 2), so the attention pattern is a softmax of three scores that
+        depend on a alone, on b alone and on nothing. The residual stream after
+        attention is therefore a pattern-weighted sum of per-a, per-b and constant
+        vectors, and so are its products with W_in and W_U: the p * p * d_mlp
+        pre-activations are built from those [p, d_mlp] tables with 2 * n_heads + 1
+        multiply-adds each, instead of a d_model-long dot product. What remains is the
+        ReLU and one [p², d_mlp] x [d_mlp, p] product with W_out W_U. Rows are
+        processed ``chunk`` values of a at a time, so the working set stays in cache
+        (default: about 2 MB per chunk on the CPU, the whole grid elsewhere).
+
+        Other layouts (more layers, a vocabulary that is not p residues plus '=')
+        fall back to ``last_logits(grid_tokens(p))``. Hooks are not called.
+
+        Args:
+            return_post: also return the last-position MLP activations [pair, d_mlp]
+                (None for models of more than one layer).
+            chunk: values of a per block.
+        """
+        from grokinterp.tasks import grid_tokens  # tasks does not import the model
+
+        p = self.cfg.d_vocab_out
+        if self.cfg.n_layers != 1 or self.cfg.d_vocab != p + 1 or self.cfg.n_ctx < 3:
+            return self.last_logits(grid_tokens(p).to(self.embed.W_E.device), return_post)
+        attn, mlp = self.blocks[0].attn, self.blocks[0].mlp
+        W_E, W_pos, W_U = self.embed.W_E, self.pos_embed.W_pos, self.unembed.W_U
+        # Residual stream entering the block: a at position 0, b at 1, '=' at 2.
+        r_a, r_b, r_eq = W_E[:p] + W_pos[0], W_E[:p] + W_pos[1], W_E[p] + W_pos[2]
+        # Scores of the '=' query against each key, per head: [head, p] or [head].
+        query = einops.einsum(r_eq, attn.W_Q, "m, h m d -> h d") / attn.scale
+        key_read = einops.einsum(attn.W_K, query, "h m d, h d -> m h")
+        s_a, s_b, s_eq = (r_a @ key_read).T, (r_b @ key_read).T, r_eq @ key_read
+        scores = torch.stack(
+            torch.broadcast_tensors(s_a[:, :, None], s_b[:, None, :], s_eq[:, None, None])
+        )  # [source position, head, a, b]
+        pattern = scores.softmax(dim=0)
+        # What each source writes through OV, then read by W_in and W_U together.
+        W_OV = einops.einsum(attn.W_V, attn.W_O, "h m d, h d n -> h m n")
+        W_read = torch.cat([mlp.W_in, W_U], dim=1)  # [d_model, d_mlp + p]
+        per_a = einops.einsum(r_a, W_OV, "a m, h m n -> a h n") @ W_read
+        per_b = einops.einsum(r_b, W_OV, "b m, h m n -> b h n") @ W_read
+        from_eq = einops.einsum(r_eq, W_OV, "m, h m n -> h n") @ W_read
+        direct = r_eq @ W_read  # the '=' token's own residual, skipping attention
+        d_mlp, width = mlp.W_in.shape[1], W_read.shape[1]
+        if mlp.b_in is not None:
+            direct = direct + torch.cat([mlp.b_in, W_U.new_zeros(p)])
+        if mlp.b_out is not None:
+            direct = direct + torch.cat([W_U.new_zeros(d_mlp), mlp.b_out @ W_U])
+        # Per a: [a, 2 * head + 1, width] tables and [a, b, 2 * head + 1] weights.
+        table_a = torch.cat([per_a, from_eq.expand(p, -1, -1), direct.expand(p, 1, -1)], dim=1)
+        ones = torch.ones(p, p, 1, dtype=pattern.dtype, device=pattern.device)
+        weight_a = torch.cat(
+            [pattern[0].permute(1, 2, 0), pattern[2].permute(1, 2, 0), ones], dim=-1
+        ).contiguous()
+        weight_b = pattern[1].permute(1, 2, 0).contiguous()  # [a, b, head]
+        W_L = mlp.W_out @ W_U
+        if chunk is None:
+            chunk = max(1, 2**19 // (p * width)) if W_U.device.type == "cpu" else p
+        # Without autograd, blocks are built in place in one reused buffer and written
+        # into preallocated outputs; with it, out-of-place ops record the gradients.
+        track = torch.is_grad_enabled()
+        logits = W_U.new_empty(p, p, p)
+        post = W_U.new_empty(p, p, d_mlp) if return_post else None
+        buffer = W_U.new_empty(chunk, p, width)
+        logit_blocks, post_blocks = [], []
+        for lo in range(0, p, chunk):
+            hi = min(lo + chunk, p)
+            w_b = weight_b[lo:hi, :, :, None]  # [a, b, head, 1]
+            if track:  # per-b terms, then per-a and constant terms: [a, b, width]
+                x = (w_b * per_b).sum(dim=2).baddbmm(weight_a[lo:hi], table_a[lo:hi])
+                acts = F.relu(x[..., :d_mlp])
+                resid_logits = x[..., d_mlp:].reshape(-1, p)
+                logit_blocks.append(torch.addmm(resid_logits, acts.reshape(-1, d_mlp), W_L))
+                post_blocks.append(acts)
+                continue
+            x = buffer[: hi - lo]
+            torch.mul(w_b[:, :, 0], per_b[:, 0], out=x)
+            for h in range(1, per_b.shape[1]):
+                x.addcmul_(w_b[:, :, h], per_b[:, h])
+            x.baddbmm_(weight_a[lo:hi], table_a[lo:hi])
+            acts = x[..., :d_mlp].relu_()
+            if post is not None:
+                post[lo:hi] = acts
+            flat = logits[lo:hi].view(-1, p)
+            torch.addmm(x[..., d_mlp:].reshape(-1, p), acts.reshape(-1, d_mlp), W_L, out=flat)
+        if track:
+            logits, post = torch.cat(logit_blocks), torch.cat(post_blocks)
+        logits = logits.view(p * p, p)
+        return (logits, post.view(p * p, d_mlp)) if return_post else logits

@@ -80,6 +80,52 @@ def test_fast_path_equals_plain_forward_on_random_weights(p, bias):
     torch.testing.assert_close(post, cache["blocks.0.mlp.hook_post"][:, -1], atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("p,bias,chunk", [(13, False, None), (13, True, 4), (10, False, 3)])
+def test_grid_logits_equal_plain_forward_on_random_weights(p, bias, chunk):
+    # Same float64 comparison as above, for the analysis shortcut; chunk sizes that do
+    # and do not divide p exercise the blocking.
+    model = GrokTransformer(small(p, mlp_bias=bias), seed=5).double()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(3).add_(0.1 * torch.randn_like(param))
+        logits, cache = model.run_with_cache(grid_tokens(p))
+        fast, post = model.grid_logits(return_post=True, chunk=chunk)
+    pattern = cache["blocks.0.attn.hook_pattern"][:, :, -1]
+    assert pattern.std(dim=0).max() > 0.1  # attention really depends on a and b
+    assert fast.abs().max() > 10
+    torch.testing.assert_close(fast, logits[:, -1], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(post, cache["blocks.0.mlp.hook_post"][:, -1], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(model.grid_logits(chunk=chunk), fast, atol=1e-10, rtol=1e-10)
+
+
+def test_grid_logits_float32_close_to_plain_forward():
+    model = GrokTransformer(ModelConfig.for_task(31), seed=6)
+    with torch.no_grad():
+        plain = model(grid_tokens(31))[:, -1]
+        fast = model.grid_logits()
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_grid_logits_gradients_equal_plain_forward():
+    model = GrokTransformer(small(11, mlp_bias=True), seed=8).double()
+    grads = []
+    for fn in (lambda: model(grid_tokens(11))[:, -1], lambda: model.grid_logits(chunk=4)):
+        model.zero_grad()
+        fn().logsumexp(-1).sum().backward()
+        grads.append({k: v.grad.clone() for k, v in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-10, rtol=1e-9)
+
+
+def test_grid_logits_fall_back_for_two_layers():
+    model = GrokTransformer(small(n_layers=2), seed=7).double()
+    with torch.no_grad():
+        fast, post = model.grid_logits(return_post=True)
+        plain = model(grid_tokens(13))[:, -1]
+    assert post is None  # the shortcut's activations exist for one layer only
+    torch.testing.assert_close(fast, plain, atol=1e-10, rtol=1e-10)
+
+
 def test_fast_path_gradients_equal_plain_forward():
     model = GrokTransformer(small(), seed=2).double()
     tokens = grid_tokens(13)[::3]
