@@ -65,12 +65,12 @@ def analysis_side_by_side(run_dir: Path, key_freqs, n: int, device: str):
     """Per-checkpoint time of grokinterp and of the reference, alternating.
 
     On ``n`` checkpoints spread over the run (the last included), grokinterp's
-    per-checkpoint path (read, load, ``checkpoint_measures``) and
+    per-checkpoint path as ``analyze`` runs it (read, load, ``GridMeasures``) and
     ``reference_measures`` (boot a bridge, ``run_with_cache``, measures) run one after
     the other, so a busy machine slows both alike. Returns both time lists, the
     reference table and the key frequencies the reference finds on the last checkpoint.
     """
-    from grokinterp.analysis.measures import checkpoint_measures
+    from grokinterp.analysis.measures import GridMeasures
     from grokinterp.model import GrokTransformer
     from grokinterp.runs import load_run
 
@@ -81,14 +81,13 @@ def analysis_side_by_side(run_dir: Path, key_freqs, n: int, device: str):
         epochs[-1] = run.epochs[-1]
     cfg = reference_trainer.bridge_config(run.p)
     model = GrokTransformer(run.config.model).to(device).eval()
-    tokens, labels = run.tokens.to(device), run.labels.to(device)
-    train, test = run.split.train.to(device), run.split.test.to(device)
+    measure = GridMeasures(run.p, run.split.train, run.split.test, key_freqs, device)
     fast_times, ref_times, rows, ref_keys = [], [], [], None
     for epoch in epochs:
         sync(device)
         t0 = time.perf_counter()
         model.load_state_dict(run.state_dict(epoch, device=device))
-        checkpoint_measures(model, tokens, labels, train, test, key_freqs)
+        measure(model)
         sync(device)
         t1 = time.perf_counter()
         state = run.state_dict(epoch)
@@ -104,6 +103,43 @@ def analysis_side_by_side(run_dir: Path, key_freqs, n: int, device: str):
             ref_keys = reference_analysis.neuron_key_frequencies(post, run.p)
         rows.append({"epoch": epoch, **row})
     return fast_times, ref_times, pd.DataFrame(rows), ref_keys
+
+
+def analysis_f64_agreement(run_dir: Path, key_freqs, epochs, device: str) -> dict:
+    """``compare_tables`` of grokinterp and the reference, both computing in float64.
+
+    In float32 the two differ by the rounding of their logits (different summation
+    orders), which at losses near 1e-7 is ~1e-6 relative; in float64 that rounding is
+    ~1e-15, so what remains is any difference in the math.
+    """
+    import torch
+
+    from grokinterp.analysis.measures import GridMeasures
+    from grokinterp.model import GrokTransformer
+    from grokinterp.runs import load_run
+
+    run = load_run(run_dir)
+    measure = GridMeasures(run.p, run.split.train, run.split.test, key_freqs, device)
+    model = GrokTransformer(run.config.model).to(device, torch.float64).eval()
+    cfg = reference_trainer.bridge_config(run.p)
+    fast, ref = [], []
+    for epoch in epochs:
+        model.load_state_dict(run.state_dict(epoch, device=device))
+        fast.append({"epoch": epoch, **measure(model)})
+        row = reference_analysis.reference_measures(
+            run.state_dict(epoch),
+            run.p,
+            run.labels,
+            run.split.train,
+            run.split.test,
+            key_freqs,
+            cfg,
+            device,
+            torch.float64,
+        )
+        row.pop("_post")
+        ref.append({"epoch": epoch, **row})
+    return compare_tables(pd.DataFrame(fast), pd.DataFrame(ref))
 
 
 def clusters_time(run_dir: Path, device: str) -> tuple[float, list[int]]:

@@ -108,10 +108,17 @@ def neuron_key_frequencies(post, p, threshold=0.85):
     return sorted({int(k) + 1 for k, f in zip(best, best_frac, strict=True) if f >= threshold})
 
 
-def reference_measures(state, p, labels, train_idx, test_idx, key_freqs, cfg=None, device="cpu"):
-    """Every column of grokinterp's measures table for one checkpoint's ``state``."""
+def reference_measures(
+    state, p, labels, train_idx, test_idx, key_freqs, cfg=None, device="cpu", dtype=None
+):
+    """Every column of grokinterp's measures table for one checkpoint's ``state``.
+
+    ``dtype=torch.float64`` runs the model in float64 (for exactness checks).
+    """
     cfg = cfg or bridge_config(p)
     model = bridge_from_state(cfg, state, device)
+    if dtype is not None:
+        model = model.to(dtype)
     tokens = torch.stack(torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij"))
     tokens = torch.cat([tokens.reshape(2, -1).T, torch.full((p * p, 1), p)], dim=1)
     with torch.no_grad():
@@ -167,7 +174,7 @@ def reference_measures(state, p, labels, train_idx, test_idx, key_freqs, cfg=Non
     return row
 
 
-def reference_analyze(run_dir, key_freqs, epochs=None, device="cpu") -> pd.DataFrame:
+def reference_analyze(run_dir, key_freqs, epochs=None, device="cpu", dtype=None) -> pd.DataFrame:
     """The measures table of ``run_dir``, one checkpoint at a time, notebook style."""
     run = load_run(run_dir)
     p, mcfg = run.p, run.config.model
@@ -177,7 +184,9 @@ def reference_analyze(run_dir, key_freqs, epochs=None, device="cpu") -> pd.DataF
     rows = []
     for epoch in run.epochs if epochs is None else epochs:
         state = run.state_dict(epoch)
-        row = reference_measures(state, p, labels, train_idx, test_idx, key_freqs, cfg, device)
+        row = reference_measures(
+            state, p, labels, train_idx, test_idx, key_freqs, cfg, device, dtype
+        )
         row.pop("_post")
         rows.append({"epoch": epoch, **row})
     return pd.DataFrame(rows)

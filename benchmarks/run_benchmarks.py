@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_analysis import (  # noqa: E402
+    analysis_f64_agreement,
     analysis_side_by_side,
     bench_io,
     clusters_time,
@@ -149,6 +150,8 @@ def section_analysis(opts, out: dict, work: Path) -> None:
         big, key_freqs, n_ref, opts.device
     )
     fast_per, ref_per = median(fast_times), median(ref_times)
+    log("analysis: both in float64 on the same checkpoints")
+    comparison64 = analysis_f64_agreement(big, key_freqs, list(ref_table["epoch"]), opts.device)
     clusters_s, _ = clusters_time(big, opts.device)
     intercept, slope = fit_line(list(counts), [cli[n]["wall_s"] for n in counts])
     small = counts[-2]
@@ -173,6 +176,7 @@ def section_analysis(opts, out: dict, work: Path) -> None:
         "wall_fit_intercept_s": intercept,
         "wall_fit_per_ckpt_s": slope,
         "comparison": compare_tables(fast_table, ref_table),
+        "comparison_f64": comparison64,
         "scaling_checkpoints": [
             {
                 "n": n,
