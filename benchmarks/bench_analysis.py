@@ -4,6 +4,8 @@ reference alternating with grokinterp per checkpoint, table comparison, checkpoi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -126,17 +128,18 @@ def analysis_f64_agreement(run_dir: Path, key_freqs, epochs, device: str) -> dic
     for epoch in epochs:
         model.load_state_dict(run.state_dict(epoch, device=device))
         fast.append({"epoch": epoch, **measure(model)})
-        row = reference_analysis.reference_measures(
-            run.state_dict(epoch),
-            run.p,
-            run.labels,
-            run.split.train,
-            run.split.test,
-            key_freqs,
-            cfg,
-            device,
-            torch.float64,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # TransformerLens prints the cast
+            row = reference_analysis.reference_measures(
+                run.state_dict(epoch),
+                run.p,
+                run.labels,
+                run.split.train,
+                run.split.test,
+                key_freqs,
+                cfg,
+                device,
+                torch.float64,
+            )
         row.pop("_post")
         ref.append({"epoch": epoch, **row})
     return compare_tables(pd.DataFrame(fast), pd.DataFrame(ref))

@@ -323,12 +323,13 @@ class GrokTransformer(HookedRootModule):
             torch.broadcast_tensors(s_a[:, :, None], s_b[:, None, :], s_eq[:, None, None])
         )  # [source position, head, a, b]
         pattern = scores.softmax(dim=0)
-        # What each source writes through OV, then read by W_in and W_U together.
-        W_OV = einops.einsum(attn.W_V, attn.W_O, "h m d, h d n -> h m n")
+        # What each source writes through OV, read by W_in and W_U together; through
+        # the d_head bottleneck, W_O W_read is formed once per head.
         W_read = torch.cat([mlp.W_in, W_U], dim=1)  # [d_model, d_mlp + p]
-        per_a = einops.einsum(r_a, W_OV, "a m, h m n -> a h n") @ W_read
-        per_b = einops.einsum(r_b, W_OV, "b m, h m n -> b h n") @ W_read
-        from_eq = einops.einsum(r_eq, W_OV, "m, h m n -> h n") @ W_read
+        O_read = attn.W_O @ W_read  # [head, d_head, d_mlp + p]
+        per_a = einops.einsum(r_a @ attn.W_V, O_read, "h a d, h d n -> a h n")
+        per_b = einops.einsum(r_b @ attn.W_V, O_read, "h b d, h d n -> b h n")
+        from_eq = einops.einsum(r_eq @ attn.W_V, O_read, "h d, h d n -> h n")
         direct = r_eq @ W_read  # the '=' token's own residual, skipping attention
         d_mlp, width = mlp.W_in.shape[1], W_read.shape[1]
         if mlp.b_in is not None:

@@ -212,6 +212,7 @@ class GridMeasures:
         # Row (s, a) of the residue layout is grid row a * p + b with b = (s - a) mod p.
         self.order = (a * p + (s - a) % p).reshape(-1)
         self.residues = torch.arange(p, device=device)
+        self.block_rows = torch.arange(p, device=device)
         member = torch.zeros(2, p * p, **f64)
         member[0, train_idx.to(device)] = 1.0
         member[1, test_idx.to(device)] = 1.0
@@ -260,29 +261,27 @@ class GridMeasures:
         low = low[..., 0].T  # [s, 1 + key]
 
         # Per-row quantities, residues ``block`` at a time so the float64 working set
-        # stays in cache: cross-entropy, hits, and the excluded cross-entropies.
-        ce, hit = torch.empty(2, p, p, dtype=torch.float64, device=L.device)
+        # stays in cache: cross-entropy and the excluded cross-entropies. Row maxima
+        # and arg-maxima need no float64 and are taken on all rows at once.
+        top = L.amax(dim=-1).to(torch.float64)  # [s, a]
+        hit = (L.argmax(dim=-1) == self.residues[:, None]).double()
+        ce = torch.empty(p, p, dtype=torch.float64, device=L.device)
         excluded = torch.empty(p, p, 1 + n_key, dtype=torch.float64, device=L.device)
         square_sum = torch.zeros((), dtype=torch.float64, device=L.device)
         block = max(1, 2**16 // (p * p))
         for lo in range(0, p, block):
             hi = min(lo + block, p)
-            s = self.residues[lo:hi]
             D = L[lo:hi].to(torch.float64, copy=True)  # modified in place below
-            top = D.amax(dim=-1, keepdim=True)
-            D -= top  # log-space offsets from each row's maximum, <= 0
-            hit[lo:hi] = D.argmax(dim=-1) == s[:, None]
+            D -= top[lo:hi, :, None]  # log-space offsets from each row's maximum, <= 0
             # the centered logits' squared norm: sum D^2 - (sum D)^2 / p per row
-            row_sums = D.sum(dim=-1)
-            square_sum += (
-                D.flatten().dot(D.flatten()) - row_sums.flatten().dot(row_sums.flatten()) / p
-            )
-            correct = D[torch.arange(hi - lo), :, s]  # [block, a]: the label is s
+            flat, row_sums = D.view(-1), D.sum(dim=-1).view(-1)
+            square_sum += flat.dot(flat) - row_sums.dot(row_sums) / p
+            correct = D[self.block_rows[: hi - lo], :, self.residues[lo:hi]]  # label s
             D.exp_()
-            ce[lo:hi] = D.sum(dim=-1).log() - correct
+            torch.sub(D.sum(dim=-1).log_(), correct, out=ce[lo:hi])
             if spread <= _MAX_PROJECTION_SPREAD:
                 sums = torch.bmm(D, factor[lo:hi])  # sum_c exp(L - top - (G - min G))
-                excluded[lo:hi] = sums.log() - low[lo:hi, None] - correct[..., None]
+                excluded[lo:hi] = sums.log_().sub_(low[lo:hi, None]).sub_(correct[..., None])
         if spread <= _MAX_PROJECTION_SPREAD:
             excluded += G_correct[:, None, :]
         else:  # exp(-G) could overflow or lose every term: one log-sum-exp per row
