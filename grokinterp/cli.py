@@ -206,6 +206,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"train loss {last.train_loss:.3g}, test loss {last.test_loss:.3g}, "
         f"test acc {last.test_acc:.4f}, {len(run.epochs)} checkpoints"
     )
+    if not all(math.isfinite(x) for x in (last.train_loss, last.test_loss)):
+        print(
+            "warning: the loss is not finite: the run diverged (try a smaller --lr); "
+            "its analysis will have no phases",
+            file=sys.stderr,
+        )
     print(f"next: grokinterp analyze {run.path}")
     return 0
 

@@ -346,6 +346,9 @@ class GrokTransformer(HookedRootModule):
         W_L = mlp.W_out @ W_U
         if chunk is None:
             chunk = max(1, 2**19 // (p * width)) if W_U.device.type == "cpu" else p
+        elif isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+        chunk = min(chunk, p)
         # Without autograd, blocks are built in place in one reused buffer and written
         # into preallocated outputs; with it, out-of-place ops record the gradients.
         track = torch.is_grad_enabled()

@@ -175,8 +175,8 @@ class Run:
             state = load_file(path, device=device)
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(
-                f"checkpoint {path} is unreadable ({exc}); delete it, or re-run "
-                f"'grokinterp train --resume {self.path}' if the run is unfinished"
+                f"checkpoint {path} is unreadable ({exc}); restore it from a copy, or "
+                "delete it to analyse the run without that epoch"
             ) from None
         self._check_shapes(path, state)
         return state

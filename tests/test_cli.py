@@ -174,3 +174,40 @@ def test_damaged_metrics_is_a_one_line_error(analysed_run, capsys, tmp_path):
     shutil.copytree(analysed_run, run)
     (run / "metrics.csv").write_text('"unclosed\n1,2\n')
     one_line_error(capsys, ["analyze", str(run), "-q"], "metrics.csv")
+
+
+def test_interrupted_figure_export_leaves_measures_and_summary_consistent(
+    analysed_run, capsys, tmp_path, monkeypatch
+):
+    # Fewer checkpoints than the stored analysis describes, then Ctrl-C while the
+    # figures are exported: measures.csv and summary.json must describe the same run.
+    import shutil
+
+    import grokinterp.figures as figures
+
+    run = tmp_path / "run"
+    shutil.copytree(analysed_run, run)
+    (run / "checkpoints" / "epoch_000040.safetensors").unlink()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "save_figures", interrupted)
+    assert main(["analyze", str(run), "-q"]) == 130
+    capsys.readouterr()
+    measures = pd.read_csv(run / "analysis" / "measures.csv")
+    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    assert 40 not in set(measures["epoch"])
+    assert summary["n_checkpoints"] == len(measures)
+
+
+def test_diverged_run_is_analysed_without_phases(capsys, tmp_path):
+    out = tmp_path / "nan"
+    argv = ["train", "--preset", "demo", "--p", "11", "--epochs", "30", "--lr", "1000", "-q"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "diverged" in capsys.readouterr().err
+    assert main(["analyze", str(out), "--no-figures", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "phases: not detected" in printed and "train loss nan" in printed
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    assert "phases" not in summary and "diverged" in summary["phases_text"]

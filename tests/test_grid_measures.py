@@ -166,3 +166,40 @@ def test_bad_checkpoint_in_a_worker_stops_analysis_cleanly(tiny_run, tmp_path):
 def test_workers_must_be_positive(tiny_run):
     with pytest.raises(ValueError, match="workers"):
         analyze(tiny_run, progress=False, workers=0)
+
+
+def test_analyze_argument_checks(tiny_run):
+    # Values of the wrong type are stopped by the test suite's runtime type checks
+    # before analyze sees them; the checks that users without them get are tested on
+    # the helpers directly.
+    from grokinterp.analysis.measures import _checked_epochs, _integer
+
+    run = tiny_run
+    for bad, what in [(1.5, "workers"), (True, "workers"), ("2", "workers"), (2.7, "x")]:
+        with pytest.raises(ValueError, match=f"{what} must be an integer"):
+            _integer(bad, what)
+    assert _integer(3.0, "x") == 3 and _integer(torch.tensor(4), "x") == 4
+    with pytest.raises(ValueError, match="an epoch must be an integer"):
+        _checked_epochs(run, [10.5])
+    with pytest.raises(ValueError, match="epochs is empty"):
+        analyze(run, [1], epochs=[], progress=False)
+    with pytest.raises(CheckpointError, match="no checkpoint for epoch"):
+        analyze(run, [1], epochs=[run.epochs[1], 12345], progress=False)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        analyze(run, [1], progress=False, workers=-1)
+    # repeated and unsorted epochs: measured once each, in increasing order
+    picked = [run.epochs[3], run.epochs[1], run.epochs[3], run.epochs[2]]
+    table = analyze(run, [1], epochs=picked, progress=False).measures
+    assert list(table["epoch"]) == [run.epochs[1], run.epochs[2], run.epochs[3]]
+
+
+@pytest.mark.parametrize("chunk", [0, -1])
+def test_grid_logits_refuses_bad_chunks(chunk):
+    with pytest.raises(ValueError, match="chunk must be a positive integer"):
+        random_model(7, 0).grid_logits(chunk=chunk)
+
+
+def test_grid_logits_chunk_larger_than_p_is_capped():
+    model = random_model(7, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(model.grid_logits(chunk=10**6), model.grid_logits(chunk=2))

@@ -62,6 +62,7 @@ from grokinterp.analysis.losses import (
 )
 from grokinterp.analysis.neurons import DEFAULT_THRESHOLD, NeuronClusters, neuron_clusters
 from grokinterp.analysis.sparsity import gini
+from grokinterp.errors import CheckpointError
 from grokinterp.fourier import embed_fourier_norms, logit_fourier_norms, per_freq_norms
 from grokinterp.model import GrokTransformer
 from grokinterp.runs import Run
@@ -393,19 +394,22 @@ def analyze(
 ) -> Analysis:
     """``progress_measures`` plus the final-checkpoint neuron clusters.
 
-    On the CPU, ``workers`` checkpoints are measured at once in threads, each with one
-    torch thread: the per-checkpoint operations are too small to keep several cores
-    busy one at a time. torch's thread count is set to 1 meanwhile and restored after.
-    Rows come out in epoch order either way, and are the same numbers.
+    ``epochs`` are measured in increasing order, each once; every one must have a
+    checkpoint. On the CPU, ``workers`` checkpoints are measured at once in threads,
+    each with one torch thread: the per-checkpoint operations are too small to keep
+    several cores busy one at a time. torch's thread count is set to 1 meanwhile and restored after.
+    Rows come out in epoch order either way; the numbers are identical to a one-thread
+    sequential analysis, and equal to a multi-threaded one up to float rounding.
     """
+    epochs = _checked_epochs(run, epochs)
+    workers = default_workers(device) if workers is None else _integer(workers, "workers")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if key_freqs is not None:  # a repeated k would be removed twice
+        key_freqs = sorted({_integer(k, "a key frequency") for k in key_freqs})
     clusters = final_clusters(run, device=device)
     if key_freqs is None:
         key_freqs = clusters.key_frequencies
-    key_freqs = sorted({int(k) for k in key_freqs})  # a repeated k would be removed twice
-    epochs = run.epochs if epochs is None else list(epochs)
-    workers = default_workers(device) if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     log.info(
         "key frequencies %s; measuring %d checkpoints, %d at a time",
         key_freqs,
@@ -438,6 +442,38 @@ def analyze(
             rows.append(row)
             bar.update()
     return Analysis(pd.DataFrame(rows), clusters)
+
+
+def _integer(value, what: str) -> int:
+    """``value`` as an int; ValueError for booleans and non-integral numbers."""
+    try:
+        as_int = int(value)
+        integral = not isinstance(value, bool) and as_int == value
+    except (TypeError, ValueError):
+        integral = False
+    if not integral:
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return as_int
+
+
+def _checked_epochs(run: Run, epochs: Sequence | None) -> list[int]:
+    """The epochs to measure, sorted and unique; each must have a checkpoint."""
+    if epochs is None:
+        return list(run.epochs)
+    chosen = sorted({_integer(e, "an epoch") for e in epochs})
+    if not chosen:
+        raise ValueError("epochs is empty: nothing to measure (None measures every checkpoint)")
+    missing = sorted(set(chosen) - set(run.epochs))
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise CheckpointError(
+            f"{run.path} has no checkpoint for epoch(s) {shown}; its checkpoints are "
+            f"epochs {run.epochs[0]}..{run.epochs[-1]} ({len(run.epochs)} of them, "
+            "listed by run.epochs)"
+            if run.epochs
+            else f"{run.path} has no checkpoints"
+        )
+    return chosen
 
 
 def _in_order(fn, items: Sequence, workers: int) -> Iterator:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from grokinterp.analysis.measures import Analysis, analyze
@@ -75,6 +76,10 @@ def build_summary(run: Run, analysis: Analysis, phases=None) -> dict:
     if phases is not None:
         summary["phases"] = phases.to_dict()
         summary["phases_text"] = phases.describe()
+    elif not np.isfinite(measures.drop(columns="epoch").to_numpy(dtype=float)).all():
+        summary["phases_text"] = (
+            "not detected: some measures are NaN or infinite (the run diverged?)"
+        )
     return summary
 
 
@@ -94,25 +99,40 @@ def describe(summary: dict) -> str:
     if "phases_text" in summary:
         lines.append(f"phases: {summary['phases_text']}")
     lines.append(
-        f"final: train loss {f['train_loss']:.3g}, test loss {f['test_loss']:.3g}, "
-        f"test acc {f['test_acc']:.4f}"
+        f"final: train loss {_fmt(f['train_loss'], '.3g')}, "
+        f"test loss {_fmt(f['test_loss'], '.3g')}, test acc {_fmt(f['test_acc'], '.4f')}"
     )
     lines.append(
-        f"final: restricted loss {f['restricted_loss']:.3g}, excluded loss "
-        f"{f['excluded_loss']:.3g}, Gini W_E {i['gini_embed']:.2f} -> {f['gini_embed']:.2f}, "
-        f"sum of squared weights {i['sum_sq_weights']:.0f} -> {f['sum_sq_weights']:.0f}"
+        f"final: restricted loss {_fmt(f['restricted_loss'], '.3g')}, excluded loss "
+        f"{_fmt(f['excluded_loss'], '.3g')}, Gini W_E {_fmt(i['gini_embed'], '.2f')} -> "
+        f"{_fmt(f['gini_embed'], '.2f')}, sum of squared weights "
+        f"{_fmt(i['sum_sq_weights'], '.0f')} -> {_fmt(f['sum_sq_weights'], '.0f')}"
     )
     return "\n".join(lines)
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    """A summary number; None (stored for NaN or infinity) prints as 'nan'."""
+    return "nan" if value is None else format(value, spec)
+
+
 def detect(analysis: Analysis, run: Run):
-    """Phase boundaries, or None where the phase detector is unavailable."""
-    try:
-        from grokinterp.analysis.phases import detect_phases
-    except ImportError:  # pragma: no cover - the detector ships with the package
-        return None
+    """Phase boundaries, or None where they cannot be detected.
+
+    A run that diverged has NaN or infinite losses; the phase rules need finite
+    curves, so such a run gets no phases (``build_summary`` says why) instead of an
+    error that would also lose its measures.
+    """
+    from grokinterp.analysis.phases import detect_phases
+
     metrics = run.metrics  # read from disk on every access
-    return detect_phases(analysis.measures, metrics if len(metrics) else None)
+    try:
+        return detect_phases(analysis.measures, metrics if len(metrics) else None)
+    except ValueError as exc:
+        if "NaN or infinite" not in str(exc):
+            raise
+        log.warning("no phases: %s", exc)
+        return None
 
 
 def write_analysis(
@@ -138,8 +158,12 @@ def write_analysis(
         bands = phases.as_bands() if phases is not None else None
         figs = standard_figures(run, analysis, phases=bands)
     out.mkdir(exist_ok=True)
+    # measures.csv and summary.json are written together, before the figures, so an
+    # interruption or a failing Chromium during the (slow) figure export leaves the
+    # two consistent; summary.json is rewritten with the figure list afterwards.
     written = [out / "measures.csv", out / "summary.json"]
     atomic_write_text(written[0], analysis.measures.to_csv(index=False))
+    atomic_write_text(written[1], json.dumps(summary, indent=2) + "\n")
     if figs:
         from grokinterp.figures import save_figures
 
@@ -148,5 +172,5 @@ def write_analysis(
         summary["figures"] = sorted(str(p.relative_to(out)) for p in files)
         if note:
             summary["figures_note"] = note
-    atomic_write_text(written[1], json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(written[1], json.dumps(summary, indent=2) + "\n")
     return summary, written
