@@ -32,15 +32,21 @@ def subprocess_env(threads: int | None) -> dict:
 
 
 # ``grokinterp analyze`` as a user runs it, in a process that imports nothing else,
-# reporting its peak RSS (ru_maxrss: KiB on Linux, bytes on macOS).
+# reporting its peak RSS (VmHWM on Linux; elsewhere ru_maxrss, KiB on Linux and bytes
+# on macOS, which after fork and exec can report the parent's peak instead).
 CLI_SNIPPET = """
 import json, resource, sys, time
 t0 = time.perf_counter()
 from grokinterp.cli import main
 status = main(["analyze", sys.argv[1], "--no-figures", "-q", "--device", sys.argv[2]])
 out = {"status": status, "in_process_s": time.perf_counter() - t0}
-scale = 1 if sys.platform == "darwin" else 1024
-out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+try:  # Linux: this process image's peak; ru_maxrss would include the forking parent's
+    with open("/proc/self/status") as f:
+        hwm = next(line for line in f if line.startswith("VmHWM:"))
+    out["rss_mib"] = int(hwm.split()[1]) / 1024
+except OSError:
+    scale = 1 if sys.platform == "darwin" else 1024
+    out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 if sys.argv[2].startswith("cuda"):
     import torch
     out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -61,6 +67,38 @@ def run_cli(run_dir: Path, device: str, threads: int | None) -> dict:
         raise RuntimeError(f"grokinterp analyze {run_dir} exited with {result['status']}")
     result["wall_s"] = wall
     return result
+
+
+def reference_fixed_cost(run_dir: Path, key_freqs, device: str, threads: int | None) -> dict:
+    """Start-up cost of the reference as a script: wall time minus its checkpoint loop.
+
+    Runs ``reference_analysis.py RUN --limit 2`` in a fresh process, as a user would
+    run it; the script prints how long its loop over checkpoints took, and the rest of
+    the wall time is interpreter start, imports (torch, transformer_lens, pandas) and
+    reading the run, which ``grokinterp analyze``'s wall time also contains.
+    """
+    script = HERE / "reference_analysis.py"
+    cmd = [sys.executable, str(script), str(run_dir), "--limit", "2", "--device", device]
+    cmd += ["--key-freqs", *map(str, key_freqs)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference_analysis.py failed:\n{proc.stderr[-3000:]}")
+    loop = json.loads(proc.stdout.strip().splitlines()[-1])["loop_s"]
+    return {"wall_s": wall, "loop_s": loop, "fixed_s": max(wall - loop, 0.0)}
+
+
+def reference_full_run(run_dir: Path, key_freqs, device: str, threads: int | None) -> float:
+    """Wall time of ``reference_analysis.py RUN`` on every checkpoint, in a fresh process."""
+    script = HERE / "reference_analysis.py"
+    cmd = [sys.executable, str(script), str(run_dir), "--device", device]
+    cmd += ["--key-freqs", *map(str, key_freqs)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads))
+    if proc.returncode != 0:
+        raise RuntimeError(f"reference_analysis.py failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
 
 
 def analysis_side_by_side(run_dir: Path, key_freqs, n: int, device: str):

@@ -18,6 +18,7 @@ set; ``neuron_key_frequencies`` recomputes them from the cache as a separate che
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
@@ -197,13 +198,15 @@ def main(argv=None) -> None:
     parser.add_argument("run_dir")
     parser.add_argument("--key-freqs", type=int, nargs="+", required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N checkpoints only")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     epochs = load_run(args.run_dir).epochs[: args.limit]
     start = time.perf_counter()
-    table = reference_analyze(args.run_dir, args.key_freqs, epochs)
+    table = reference_analyze(args.run_dir, args.key_freqs, epochs, args.device)
     elapsed = time.perf_counter() - start
     print(table.to_string())
     print(f"{len(epochs)} checkpoints in {elapsed:.1f} s ({elapsed / len(epochs):.2f} s each)")
+    print(json.dumps({"checkpoints": len(epochs), "loop_s": elapsed}))
 
 
 if __name__ == "__main__":

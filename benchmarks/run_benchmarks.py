@@ -43,6 +43,8 @@ from bench_analysis import (  # noqa: E402
     clusters_time,
     compare_tables,
     fit_line,
+    reference_fixed_cost,
+    reference_full_run,
     run_cli,
 )
 from bench_training import (  # noqa: E402
@@ -150,6 +152,8 @@ def section_analysis(opts, out: dict, work: Path) -> None:
         big, key_freqs, n_ref, opts.device
     )
     fast_per, ref_per = median(fast_times), median(ref_times)
+    log("analysis: start-up cost of the reference script")
+    ref_fixed = reference_fixed_cost(big, key_freqs, opts.device, opts.threads)
     log("analysis: both in float64 on the same checkpoints")
     comparison64 = analysis_f64_agreement(big, key_freqs, list(ref_table["epoch"]), opts.device)
     clusters_s, _ = clusters_time(big, opts.device)
@@ -168,8 +172,10 @@ def section_analysis(opts, out: dict, work: Path) -> None:
         "rss_growth": cli[n_ckpt]["rss_mib"] / cli[small]["rss_mib"],
         "ref_checkpoints_timed": len(ref_times),
         "ref_per_ckpt_s": ref_per,
-        "ref_extrapolated_s": ref_per * n_ckpt,
-        "speedup": ref_per * n_ckpt / cli[n_ckpt]["wall_s"],
+        "ref_fixed_s": ref_fixed["fixed_s"],
+        "ref_extrapolated_s": ref_fixed["fixed_s"] + ref_per * n_ckpt,
+        "speedup": (ref_fixed["fixed_s"] + ref_per * n_ckpt) / cli[n_ckpt]["wall_s"],
+        "marginal_speedup": ref_per / max(slope, 1e-9),
         "fast_per_ckpt_s": fast_per,
         "per_ckpt_speedup": ref_per / fast_per,
         "fast_clusters_s": clusters_s,
@@ -190,6 +196,16 @@ def section_analysis(opts, out: dict, work: Path) -> None:
     if "cuda_peak_mib" in cli[n_ckpt]:
         out["analysis"]["cuda_peak_mib"] = cli[n_ckpt]["cuda_peak_mib"]
     log("checkpoint I/O")
+    if opts.full_reference:
+        log(f"analysis: the reference script on all {n_ckpt} checkpoints, between two analyze runs")
+        before = run_cli(big, opts.device, opts.threads)["wall_s"]
+        ref = reference_full_run(big, key_freqs, opts.device, opts.threads)
+        after = run_cli(big, opts.device, opts.threads)["wall_s"]
+        out["analysis"]["full_reference"] = {
+            "ref_wall_s": ref,
+            "cli_wall_s": [before, after],
+            "speedup": ref / ((before + after) / 2),
+        }
     out["io"] = bench_io(big, 50 if opts.quick else 400)
 
 
@@ -284,6 +300,12 @@ def parse_args(argv):
         help="also compare the trainers in float64 (slow: ~9 min at p=113)",
     )
     parser.add_argument("--profile", action="store_true", help="profile a training epoch")
+    parser.add_argument(
+        "--full-reference",
+        action="store_true",
+        help="also run the reference script on every checkpoint, between two "
+        "grokinterp analyze runs (measured, not extrapolated; ~4 min at p=113)",
+    )
     parser.add_argument(
         "--sections",
         default="training,analysis,scaling",
