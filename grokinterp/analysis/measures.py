@@ -1,9 +1,9 @@
 """Every progress measure on every checkpoint of a run (Nanda et al. 2023, §5).
 
 The key frequencies are found once, on the final checkpoint, and the same set is used
-for every checkpoint (REFERENCE.md §2). Checkpoints are streamed one at a time into a
-single model, so memory does not grow with their number; logits come from the exact
-last-position shortcut ``GrokTransformer.last_logits``.
+for every checkpoint (REFERENCE.md §2). Checkpoints are streamed through one model per
+worker thread (at most two queued per worker), so memory does not grow with their
+number.
 
 Two implementations compute the same row. ``GridMeasures`` is the fast one that
 ``analyze`` uses for modular addition: logits from ``GrokTransformer.grid_logits``,
@@ -20,7 +20,7 @@ M[s, c] = sum_a L[(s, a), c]. The restricted logits then have p distinct rows, o
 residue. The excluded logits L - G[s] need a log-sum-exp per row for each variant;
 with E = exp(L - rowmax) computed once, sum_c exp(L - G) = sum_c E * exp(-G[s]) is one
 batched product over s for all variants together. The cos(w (a + b - c))
-coefficients also come from M (``logit_coefs``).
+coefficients also come from M (``logit_coefs`` derives them from the same sums).
 
 Columns of the table (losses are float64 cross-entropies):
 
