@@ -418,3 +418,21 @@ def test_cos_coefficients_fig_carries_the_measures():
     assert list(fig.data[1].y) == [0.0, -2.0, -4.0]
     assert list(fig.data[2].y) == [0.0, 0.4, 0.9]
     assert len(fig.layout.shapes) == 2  # one band per panel
+
+
+def test_diverged_run_draws_a_labelled_empty_fourier_map(tmp_path):
+    # A run trained at a huge learning rate ends with NaN weights; its 2D Fourier map
+    # has no finite value. plotly.js cannot draw NaN on the square (anchored) axes, so
+    # the figure shows an empty map and says why, and exports as a PNG.
+    config = grokinterp.preset("demo").replace(
+        p=7, epochs=20, checkpoint_every=10, lr=1000.0, d_model=16, d_mlp=32, d_head=8
+    )
+    run = grokinterp.train(config, tmp_path / "run", progress=False)
+    assert not math.isfinite(run.metrics["train_loss"].iloc[-1])
+    fig = figures.logit_fourier_2d(run)
+    assert all(v is None for row in fig.data[0].z for v in row)
+    assert fig.layout.yaxis.scaleanchor is None
+    assert "49 of 49 values are NaN" in fig.layout.annotations[0].text
+    if figures.static_export_available():
+        written = figures.save_figure(fig, tmp_path / "map", formats=("png",))
+        assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

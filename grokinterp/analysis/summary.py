@@ -93,8 +93,8 @@ def describe(summary: dict) -> str:
         f"{summary['n_checkpoints']} checkpoints",
         f"key frequencies: {keys} ({n - n_un} of {n} neurons explained, "
         f"{100 * summary['fraction_neurons_explained']:.1f}%)",
-        f"train acc >= 0.99 at epoch {summary['first_epoch_train_acc_0.99']}; "
-        f"test acc >= 0.99 at epoch {summary['first_epoch_test_acc_0.99']}",
+        f"train acc >= 0.99 {_at_epoch(summary['first_epoch_train_acc_0.99'])}; "
+        f"test acc >= 0.99 {_at_epoch(summary['first_epoch_test_acc_0.99'])}",
     ]
     if "phases_text" in summary:
         lines.append(f"phases: {summary['phases_text']}")
@@ -109,6 +109,10 @@ def describe(summary: dict) -> str:
         f"{_fmt(i['sum_sq_weights'], '.0f')} -> {_fmt(f['sum_sq_weights'], '.0f')}"
     )
     return "\n".join(lines)
+
+
+def _at_epoch(epoch: int | None) -> str:
+    return "never" if epoch is None else f"at epoch {epoch}"
 
 
 def _fmt(value: float | None, spec: str) -> str:

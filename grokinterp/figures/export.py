@@ -36,6 +36,7 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,10 @@ def write_plotlyjs(folder: Path) -> Path:
     return path
 
 
+class _Stopped(Exception):
+    """Raised inside the export session when the caller was interrupted."""
+
+
 def render_static(
     jobs: list[tuple[go.Figure, str, Path]],
     chrome: str,
@@ -190,19 +195,27 @@ def render_static(
         )
         async with kaleido.Kaleido(**opts) as k:
             for fig, fmt, _ in jobs:
+                if stop.is_set():  # Ctrl-C in the caller: close the browser now
+                    raise _Stopped
                 images.append(await k.calc_fig(fig, opts={"format": fmt, "scale": scale}))
         return images
 
     start = time.perf_counter()
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaleido")
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaleido") as pool:
-            images = pool.submit(lambda: asyncio.run(session())).result()
+        images = pool.submit(lambda: asyncio.run(session())).result()
+    except KeyboardInterrupt:
+        stop.set()  # the session ends after the image being rendered
+        raise
     except Exception as exc:  # kaleido and choreographer raise many unrelated types
         raise FigureExportError(
             f"static export with {chrome} failed ({type(exc).__name__}: {exc}); HTML files, "
             "if asked for, were written first. Check that the browser runs headless (`chromium "
             "--headless --version`), or point BROWSER_PATH at another Chrome or Chromium"
         ) from exc
+    finally:
+        pool.shutdown(wait=True)
     # Written only once every image rendered, so a failure leaves no mixed set.
     for (_, _, path), data in zip(jobs, images, strict=True):
         atomic_write_bytes(path, data)

@@ -147,12 +147,19 @@ def logit_fourier_2d(run: Run, epoch: int | None = None) -> go.Figure:
     epoch = resolve_epoch(run, epoch)
     names = component_names(run.p)
     z = logit_fourier_2d_values(run, epoch)
+    finite = np.isfinite(z)
+    color_range = {}
+    if not finite.all():  # a diverged run: plotly.js cannot draw NaN or infinity
+        z = np.where(finite, z, None)
+        if not finite.any():
+            color_range = dict(zmin=0.0, zmax=1.0)
     fig = go.Figure(
         go.Heatmap(
             z=z,
             x=names,
             y=names,
             colorscale="Blues",
+            **color_range,
             colorbar=dict(title=dict(text="norm over c", side="right")),
             hovertemplate="a: %{y}<br>b: %{x}<br>norm: %{z:.4g}<extra></extra>",
         )
@@ -161,9 +168,23 @@ def logit_fourier_2d(run: Run, epoch: int | None = None) -> go.Figure:
         tickfont_size=9 if run.p > 40 else 12, type="category", showgrid=False, constrain="domain"
     )
     fig.update_xaxes(title_text="Fourier component of b", tickangle=-90, **small)
+    # (square cells need finite values: plotly.js fails on an all-empty anchored axis)
     fig.update_yaxes(
-        title_text="Fourier component of a", autorange="reversed", scaleanchor="x", **small
+        title_text="Fourier component of a",
+        autorange="reversed",
+        scaleanchor="x" if finite.any() else None,
+        **small,
     )
+    if not finite.all():
+        fig.add_annotation(
+            text=f"{(~finite).sum()} of {z.size} values are NaN or infinite (the run diverged?)",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            bgcolor="white",
+        )
     size = max(640, 7 * run.p)
     return finish(
         fig, f"Logits in the 2D Fourier basis, epoch {epoch}", width=size + 120, height=size
