@@ -69,36 +69,31 @@ def run_cli(run_dir: Path, device: str, threads: int | None) -> dict:
     return result
 
 
-def reference_fixed_cost(run_dir: Path, key_freqs, device: str, threads: int | None) -> dict:
-    """Start-up cost of the reference as a script: wall time minus its checkpoint loop.
+def run_reference_script(
+    run_dir: Path, key_freqs, device: str, threads: int | None, limit: int | None = None
+) -> tuple[float, float]:
+    """``reference_analysis.py RUN`` in a fresh process, as a user would run it.
 
-    Runs ``reference_analysis.py RUN --limit 2`` in a fresh process, as a user would
-    run it; the script prints how long its loop over checkpoints took, and the rest of
-    the wall time is interpreter start, imports (torch, transformer_lens, pandas) and
-    reading the run, which ``grokinterp analyze``'s wall time also contains.
+    Returns its wall time and the time its loop over checkpoints took (the script
+    prints it); the difference is interpreter start, imports (torch, transformer_lens,
+    pandas) and reading the run, which ``grokinterp analyze``'s wall time also holds.
     """
-    script = HERE / "reference_analysis.py"
-    cmd = [sys.executable, str(script), str(run_dir), "--limit", "2", "--device", device]
-    cmd += ["--key-freqs", *map(str, key_freqs)]
+    cmd = [sys.executable, str(HERE / "reference_analysis.py"), str(run_dir)]
+    cmd += ["--device", device, "--key-freqs", *map(str, key_freqs)]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads))
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"reference_analysis.py failed:\n{proc.stderr[-3000:]}")
-    loop = json.loads(proc.stdout.strip().splitlines()[-1])["loop_s"]
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])["loop_s"]
+
+
+def reference_fixed_cost(run_dir: Path, key_freqs, device: str, threads: int | None) -> dict:
+    """Start-up cost of the reference script: its wall time on 2 checkpoints minus its loop."""
+    wall, loop = run_reference_script(run_dir, key_freqs, device, threads, limit=2)
     return {"wall_s": wall, "loop_s": loop, "fixed_s": max(wall - loop, 0.0)}
-
-
-def reference_full_run(run_dir: Path, key_freqs, device: str, threads: int | None) -> float:
-    """Wall time of ``reference_analysis.py RUN`` on every checkpoint, in a fresh process."""
-    script = HERE / "reference_analysis.py"
-    cmd = [sys.executable, str(script), str(run_dir), "--device", device]
-    cmd += ["--key-freqs", *map(str, key_freqs)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(threads))
-    if proc.returncode != 0:
-        raise RuntimeError(f"reference_analysis.py failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
 
 
 def analysis_side_by_side(run_dir: Path, key_freqs, n: int, device: str):

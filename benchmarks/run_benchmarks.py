@@ -44,8 +44,8 @@ from bench_analysis import (  # noqa: E402
     compare_tables,
     fit_line,
     reference_fixed_cost,
-    reference_full_run,
     run_cli,
+    run_reference_script,
 )
 from bench_training import (  # noqa: E402
     fast_epoch,
@@ -199,7 +199,7 @@ def section_analysis(opts, out: dict, work: Path) -> None:
     if opts.full_reference:
         log(f"analysis: the reference script on all {n_ckpt} checkpoints, between two analyze runs")
         before = run_cli(big, opts.device, opts.threads)["wall_s"]
-        ref = reference_full_run(big, key_freqs, opts.device, opts.threads)
+        ref, _ = run_reference_script(big, key_freqs, opts.device, opts.threads)
         after = run_cli(big, opts.device, opts.threads)["wall_s"]
         out["analysis"]["full_reference"] = {
             "ref_wall_s": ref,

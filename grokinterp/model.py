@@ -349,34 +349,31 @@ class GrokTransformer(HookedRootModule):
         elif isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
         chunk = min(chunk, p)
-        # Without autograd, blocks are built in place in one reused buffer and written
-        # into preallocated outputs; with it, out-of-place ops record the gradients.
-        track = torch.is_grad_enabled()
-        logits = W_U.new_empty(p, p, p)
-        post = W_U.new_empty(p, p, d_mlp) if return_post else None
-        buffer = W_U.new_empty(chunk, p, width)
-        logit_blocks, post_blocks = [], []
-        for lo in range(0, p, chunk):
-            hi = min(lo + chunk, p)
-            w_b = weight_b[lo:hi, :, :, None]  # [a, b, head, 1]
-            if track:  # per-b terms, then per-a and constant terms: [a, b, width]
-                x = (w_b * per_b).sum(dim=2).baddbmm(weight_a[lo:hi], table_a[lo:hi])
+        blocks = [(lo, min(lo + chunk, p)) for lo in range(0, p, chunk)]
+        if torch.is_grad_enabled():  # out-of-place, so that autograd records every step
+            logit_blocks, post_blocks = [], []
+            for lo, hi in blocks:  # per-b terms, then per-a and constant terms
+                x = (weight_b[lo:hi, :, :, None] * per_b).sum(dim=2)
+                x = x.baddbmm(weight_a[lo:hi], table_a[lo:hi])  # [a, b, width]
                 acts = F.relu(x[..., :d_mlp])
                 resid_logits = x[..., d_mlp:].reshape(-1, p)
                 logit_blocks.append(torch.addmm(resid_logits, acts.reshape(-1, d_mlp), W_L))
                 post_blocks.append(acts)
-                continue
-            x = buffer[: hi - lo]
-            torch.mul(w_b[:, :, 0], per_b[:, 0], out=x)
-            for h in range(1, per_b.shape[1]):
-                x.addcmul_(w_b[:, :, h], per_b[:, h])
-            x.baddbmm_(weight_a[lo:hi], table_a[lo:hi])
-            acts = x[..., :d_mlp].relu_()
-            if post is not None:
-                post[lo:hi] = acts
-            flat = logits[lo:hi].view(-1, p)
-            torch.addmm(x[..., d_mlp:].reshape(-1, p), acts.reshape(-1, d_mlp), W_L, out=flat)
-        if track:
             logits, post = torch.cat(logit_blocks), torch.cat(post_blocks)
+        else:  # in place in one reused buffer, written into preallocated outputs
+            logits = W_U.new_empty(p, p, p)
+            post = W_U.new_empty(p, p, d_mlp) if return_post else None
+            buffer = W_U.new_empty(chunk, p, width)
+            for lo, hi in blocks:
+                x, w_b = buffer[: hi - lo], weight_b[lo:hi, :, :, None]
+                torch.mul(w_b[:, :, 0], per_b[:, 0], out=x)
+                for h in range(1, per_b.shape[1]):
+                    x.addcmul_(w_b[:, :, h], per_b[:, h])
+                x.baddbmm_(weight_a[lo:hi], table_a[lo:hi])
+                acts = x[..., :d_mlp].relu_()
+                if post is not None:
+                    post[lo:hi] = acts
+                flat = logits[lo:hi].view(-1, p)
+                torch.addmm(x[..., d_mlp:].reshape(-1, p), acts.reshape(-1, d_mlp), W_L, out=flat)
         logits = logits.view(p * p, p)
         return (logits, post.view(p * p, d_mlp)) if return_post else logits

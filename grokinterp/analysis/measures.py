@@ -69,19 +69,32 @@ from grokinterp.runs import Run
 
 log = logging.getLogger(__name__)
 
+# The logit columns every row starts with, in table order.
+LOGIT_COLUMNS = (
+    "train_loss",
+    "test_loss",
+    "train_acc",
+    "test_acc",
+    "restricted_loss",
+    "restricted_loss_test",
+    "restricted_acc",
+    "excluded_loss",
+)
+
 
 def grid_logits_and_acts(
     model: GrokTransformer, tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Last-position logits [pair, c] and MLP activations [pair, d_mlp] on the grid."""
+    """Last-position logits [pair, c] and last-layer MLP activations [pair, d_mlp].
+
+    One-layer models use the ``last_logits`` shortcut; deeper ones the hooked forward.
+    """
     with torch.no_grad():
-        logits, post = model.last_logits(tokens, return_post=True)
-    if post is None:  # deeper models: read the cache instead of the shortcut
-        with torch.no_grad():
-            full, cache = model.run_with_cache(tokens, names_filter=lambda n: "hook_post" in n)
-        last = max(k for k in cache.keys())
-        logits, post = full[:, -1], cache[last][:, -1]
-    return logits, post
+        if model.cfg.n_layers == 1:
+            return model.last_logits(tokens, return_post=True)
+        name = f"blocks.{model.cfg.n_layers - 1}.mlp.hook_post"
+        full, cache = model.run_with_cache(tokens, names_filter=name)
+    return full[:, -1], cache[name][:, -1]
 
 
 def final_clusters(run: Run, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"):
@@ -89,9 +102,10 @@ def final_clusters(run: Run, threshold: float = DEFAULT_THRESHOLD, device: str =
     if not run.epochs:
         raise ValueError(f"{run.path} has no checkpoints to analyse")
     model = run.model(run.epochs[-1], device=device)
-    with torch.no_grad():
-        _, post = model.grid_logits(return_post=True)
-    if post is None:  # deeper models: read the cache instead of the shortcut
+    if model.cfg.n_layers == 1:
+        with torch.no_grad():
+            _, post = model.grid_logits(return_post=True)
+    else:
         _, post = grid_logits_and_acts(model, run.tokens.to(device))
     p = run.p
     return neuron_clusters(post.reshape(p, p, -1).cpu(), threshold=threshold)
@@ -213,7 +227,6 @@ class GridMeasures:
         # Row (s, a) of the residue layout is grid row a * p + b with b = (s - a) mod p.
         self.order = (a * p + (s - a) % p).reshape(-1)
         self.residues = torch.arange(p, device=device)
-        self.block_rows = torch.arange(p, device=device)
         member = torch.zeros(2, p * p, **f64)
         member[0, train_idx.to(device)] = 1.0
         member[1, test_idx.to(device)] = 1.0
@@ -277,7 +290,7 @@ class GridMeasures:
             # the centered logits' squared norm: sum D^2 - (sum D)^2 / p per row
             flat, row_sums = D.view(-1), D.sum(dim=-1).view(-1)
             square_sum += flat.dot(flat) - row_sums.dot(row_sums) / p
-            correct = D[self.block_rows[: hi - lo], :, self.residues[lo:hi]]  # label s
+            correct = D[self.residues[: hi - lo], :, self.residues[lo:hi]]  # label s
             D.exp_()
             torch.sub(D.sum(dim=-1).log_(), correct, out=ce[lo:hi])
             if spread <= _MAX_PROJECTION_SPREAD:
@@ -319,14 +332,7 @@ class GridMeasures:
             ]
         ).tolist()
         names = [
-            "train_loss",
-            "test_loss",
-            "train_acc",
-            "test_acc",
-            "restricted_loss",
-            "restricted_loss_test",
-            "restricted_acc",
-            "excluded_loss",
+            *LOGIT_COLUMNS,
             *(f"excluded_loss_k{k}" for k in self.key_freqs),
             *(f"cos_coef_k{k}" for k in self.key_freqs),
         ]
@@ -416,13 +422,11 @@ def analyze(
         len(epochs),
         workers,
     )
-    tokens = run.tokens.to(device)
-    labels = run.labels.to(device)
-    split = run.split
-    train_idx, test_idx = split.train.to(device), split.test.to(device)
+    train_idx, test_idx = run.split.train.to(device), run.split.test.to(device)
     if run.config.task.name == "add":
         measure = GridMeasures(run.p, train_idx, test_idx, key_freqs, device)
     else:  # pragma: no cover - addition is the only task today
+        tokens, labels = run.tokens.to(device), run.labels.to(device)
 
         def measure(model):
             return checkpoint_measures(model, tokens, labels, train_idx, test_idx, key_freqs)

@@ -91,6 +91,10 @@ METRIC_COLUMNS = ("epoch", "train_acc", "test_acc")
 PHASE_NAMES = ("memorization", "circuit_formation", "cleanup")
 
 
+class NonFiniteMeasuresError(ValueError):
+    """A table holds NaN or infinity (typically a run that diverged)."""
+
+
 @dataclass(frozen=True)
 class Phases:
     """Phase boundaries of one run, in epochs; None where a phase was not found.
@@ -232,7 +236,7 @@ def _clean(table: pd.DataFrame, columns: tuple[str, ...], what: str) -> pd.DataF
     out = table[list(columns)].astype(float)
     bad = [c for c in columns if not np.isfinite(out[c]).all()]
     if bad:
-        raise ValueError(
+        raise NonFiniteMeasuresError(
             f"{what} table has NaN or infinite values in {bad}; phases need finite ones"
         )
     out = out.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable")

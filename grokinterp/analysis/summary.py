@@ -16,21 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grokinterp.analysis.measures import Analysis, analyze
+from grokinterp.analysis.measures import LOGIT_COLUMNS, Analysis, analyze
 from grokinterp.runs import Run, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 ACC_LEVEL = 0.99
 FINAL_COLUMNS = (
-    "train_loss",
-    "test_loss",
-    "train_acc",
-    "test_acc",
-    "restricted_loss",
-    "restricted_loss_test",
-    "restricted_acc",
-    "excluded_loss",
+    *LOGIT_COLUMNS,
     "gini_embed",
     "gini_logit",
     "sum_sq_weights",
@@ -127,14 +120,12 @@ def detect(analysis: Analysis, run: Run):
     curves, so such a run gets no phases (``build_summary`` says why) instead of an
     error that would also lose its measures.
     """
-    from grokinterp.analysis.phases import detect_phases
+    from grokinterp.analysis.phases import NonFiniteMeasuresError, detect_phases
 
     metrics = run.metrics  # read from disk on every access
     try:
         return detect_phases(analysis.measures, metrics if len(metrics) else None)
-    except ValueError as exc:
-        if "NaN or infinite" not in str(exc):
-            raise
+    except NonFiniteMeasuresError as exc:
         log.warning("no phases: %s", exc)
         return None
 

@@ -123,7 +123,7 @@ def logit_fourier_2d_values(run: Run, epoch: int) -> np.ndarray:
     p = run.p
     model = run.model(epoch)
     with torch.no_grad():
-        logits = model.last_logits(run.tokens).double().reshape(p, p, p)
+        logits = model.grid_logits().double().reshape(p, p, p)
     fb = fourier_basis(p)
     transformed = torch.einsum("ia,abc,jb->ijc", fb, logits, fb)
     return transformed.norm(dim=-1).numpy()
